@@ -83,6 +83,7 @@ class EntityRule:
     not_ports: tuple[PortRange, ...] = ()
     service_accounts: ServiceAccountMatch | None = None
     services: ServiceMatch | None = None
+    domains: tuple[str, ...] = ()      # Calico Enterprise/Cloud `domains` (egress destination)
 
     @property
     def is_empty(self) -> bool:

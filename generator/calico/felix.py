@@ -1,0 +1,613 @@
+"""Felix semantics: the verdict Calico reaches for a flow, from a PolicySet alone.
+
+Written from the Calico docs and source, independent of any translator. Per endpoint and
+direction:
+
+    tiers sorted (order, name), only those with a policy that selects the endpoint and governs
+    the direction; in a tier, policies sorted (order, name); rules in order:
+      Allow / Deny -> final, Pass -> leave the tier, Log -> note and continue;
+    end of a tier without a decision -> Deny, unless the tier's defaultAction is Pass;
+    no tier applied, or every tier passed -> profiles: pods ALLOW, host endpoints DENY
+    (unless the host endpoint lists the projectcalico-default-allow profile).
+
+A flow endpoint -> endpoint is checked at the source (egress) if the source is a Calico endpoint
+and at the destination (ingress) if the destination is one; both must allow.
+
+Selectors are built exactly as libcalico-go's update processors build the v1 selectors Felix
+evaluates (globalnetworkpolicyprocessor.go, networkpolicyprocessor.go, rules.go):
+- a NetworkPolicy's selector is ANDed with projectcalico.org/namespace == '<ns>';
+- namespace selectors are rewritten onto `pcns.` labels (all() -> has(projectcalico.org/
+  namespace), and in rules global() -> !has(projectcalico.org/namespace)); service-account
+  selectors onto `pcsa.` labels, names onto projectcalico.org/serviceaccount;
+- a rule peer in a namespaced policy is limited to the policy's namespace as soon as selector,
+  notSelector or serviceAccounts is used without namespaceSelector; notSelector itself is not
+  scoped.
+Endpoints carry the labels Felix gives them: pod labels + projectcalico.org/namespace,
+projectcalico.org/orchestrator=k8s, projectcalico.org/serviceaccount, and the labels inherited from
+the namespace profile (pcns.<k>, pcns.projectcalico.org/name) and the service-account profile
+(pcsa.<k>, pcsa.projectcalico.org/name). A peer selector matches an address when a matching pod or
+host endpoint has it, or it lies in the nets of a matching network set (pod addresses included);
+`nets` match any address.
+
+Not modelled (noted in the Verdict): preDNAT and doNotTrack policies (they act before/outside
+connection tracking), HTTP match criteria (L7; treated as matching), Enterprise `domains`
+(never match), Service matches without a service map (never match), forwarded host traffic
+(applyOnForward), per-interface host endpoints (a node's host endpoints act as one), replies
+(tracked connections are allowed).
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from functools import lru_cache
+
+from ..verify.model import Endpoint, Flow, Verdict
+from .model import EntityRule, HostEndpoint, NetworkSet, Policy, PolicySet, Rule
+from .selector import Node, parse, prefixed
+
+NS_LABEL = "projectcalico.org/namespace"
+SA_LABEL = "projectcalico.org/serviceaccount"
+ORCH_LABEL = "projectcalico.org/orchestrator"
+NAME_LABEL = "projectcalico.org/name"
+NS_PREFIX = "pcns."
+SA_PREFIX = "pcsa."
+DEFAULT_ALLOW_PROFILE = "projectcalico-default-allow"
+
+PAIR_CACHE_MAX = 500_000   # (direction, source, destination) rule lists kept
+
+PROTO_NUMBERS = {"ICMP": 1, "TCP": 6, "UDP": 17, "ICMPv6": 58, "SCTP": 132, "UDPLite": 136}
+
+# Felix's default failsafe ports: host endpoint policy never blocks these (FelixConfiguration
+# failsafeInboundHostPorts / failsafeOutboundHostPorts defaults).
+FAILSAFE_IN = frozenset({("TCP", 22), ("UDP", 68), ("TCP", 179), ("TCP", 2379), ("TCP", 2380),
+                         ("TCP", 5473), ("TCP", 6443), ("TCP", 6666), ("TCP", 6667)})
+FAILSAFE_OUT = frozenset({("UDP", 53), ("UDP", 67), ("TCP", 179), ("TCP", 2379), ("TCP", 2380),
+                          ("TCP", 5473), ("TCP", 6443), ("TCP", 6666), ("TCP", 6667)})
+
+
+@lru_cache(maxsize=1024)
+def proto_number(p) -> int | None:
+    if p is None:
+        return None
+    if isinstance(p, int):
+        return p
+    s = str(p)
+    if s.isdigit():
+        return int(s)
+    for name, num in PROTO_NUMBERS.items():
+        if s.lower() == name.lower():
+            return num
+    return None
+
+
+@lru_cache(maxsize=65536)
+def _net(text: str):
+    return ipaddress.ip_network(text, strict=False)
+
+
+@lru_cache(maxsize=65536)
+def _addr(text: str | None):
+    if not text:
+        return None
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _in_nets(addr, nets) -> bool:
+    return addr is not None and any(addr.version == n.version and addr in n for n in nets)
+
+
+# --------------------------------------------------------------------------- v1 selectors
+
+def _text(sel: str | None) -> str:
+    """A selector as Felix's data model stores it: '' for absent/all().
+
+    The model keeps an absent policy selector as "all()", so an explicit all() is treated as
+    absent too; it only matters for libcalico-go's all() rewrite with a namespaceSelector."""
+    if not sel:
+        return ""
+    s = str(parse(sel))
+    return "" if s == "all()" else s
+
+
+def _prefix_append(current: str, new: str | None, prefix: str) -> str:
+    if not new:
+        return current
+    p = str(prefixed(parse(new), prefix))
+    return f"({current}) && {p}" if current else p
+
+
+def policy_selector(p: Policy) -> str:
+    """The v1 selector Felix uses for a policy's subject (see the module docstring)."""
+    sel = _text(p.selector)
+    if p.namespace is not None:
+        ns = f"{NS_LABEL} == '{p.namespace}'"
+        sel = f"({sel}) && {ns}" if sel else ns
+        return _prefix_append(sel, p.service_account_selector, SA_PREFIX) or "all()"
+    if p.namespace_selector:
+        sel = _prefix_append(sel, p.namespace_selector, NS_PREFIX)
+        sel = sel.replace("all()", f"has({NS_LABEL})")
+    if p.service_account_selector:
+        sel = _prefix_append(sel, p.service_account_selector, SA_PREFIX)
+        sel = sel.replace("all()", f"has({SA_LABEL})")
+    return sel or "all()"
+
+
+def entity_selector(e: EntityRule, ns: str | None) -> str:
+    """GetEntityRuleSelector: the v1 selector of a rule's source/destination ('' = none)."""
+    sa_sel = ""
+    if e.service_accounts is not None:
+        sam = e.service_accounts
+        sa_sel = str(prefixed(parse(sam.selector), SA_PREFIX)) if sam.selector else ""
+        if sam.names:
+            names = str(parse(f"{SA_LABEL} in {{{', '.join(repr(n) for n in sam.names)}}}"))
+            sa_sel = f"({sa_sel}) && ({names})" if sa_sel else names
+    ns_sel = ""
+    if e.namespace_selector:
+        ns_sel = str(prefixed(parse(e.namespace_selector), NS_PREFIX))
+        ns_sel = ns_sel.replace("all()", f"has({NS_LABEL})")
+        ns_sel = ns_sel.replace("global()", f"!has({NS_LABEL})")
+    elif ns:
+        ns_sel = f"{NS_LABEL} == '{ns}'"
+    parts = [s for s in (sa_sel, e.selector or "") if s]
+    selector = parts[0] if len(parts) == 1 else (f"({parts[0]}) && ({parts[1]})" if parts else "")
+    if ns_sel and (selector or e.not_selector or e.namespace_selector):
+        selector = f"({ns_sel}) && ({selector})" if selector else ns_sel
+    return selector
+
+
+# --------------------------------------------------------------------------- compiled policy
+
+def _port_set(ports: tuple) -> frozenset | None:
+    """Numeric ports as a set for O(1) checks (None: named ports or wide ranges)."""
+    if not ports or any(p.is_named for p in ports) or \
+            sum(p.last - p.first + 1 for p in ports) > 4096:
+        return None
+    return frozenset(n for p in ports for n in range(p.first, p.last + 1))
+
+
+@dataclass(frozen=True)
+class _Entity:
+    nets: tuple
+    not_nets: tuple
+    selector: Node | None
+    not_selector: Node | None
+    ports: tuple
+    not_ports: tuple
+    services: tuple | None          # (namespace, name)
+    domains: tuple
+    port_set: frozenset | None = None       # ports as a set when all numeric and few
+    not_port_set: frozenset | None = None
+
+    @staticmethod
+    def build(e: EntityRule, policy_ns: str | None) -> "_Entity":
+        sel = entity_selector(e, policy_ns)
+        svc = None
+        if e.services is not None:
+            svc = (e.services.namespace or policy_ns or "default", e.services.name)
+        return _Entity(
+            nets=tuple(_net(n) for n in e.nets), not_nets=tuple(_net(n) for n in e.not_nets),
+            selector=parse(sel) if sel else None,
+            not_selector=parse(e.not_selector) if e.not_selector else None,
+            ports=e.ports, not_ports=e.not_ports, services=svc, domains=e.domains,
+            port_set=_port_set(e.ports), not_port_set=_port_set(e.not_ports))
+
+
+@dataclass(frozen=True)
+class _Rule:
+    rule: Rule
+    proto: int | None
+    not_proto: int | None
+    src: _Entity
+    dst: _Entity
+    src_any: bool                   # the side matches everything: skip it
+    dst_any: bool
+
+
+@dataclass(frozen=True)
+class _Policy:
+    policy: Policy
+    label: str                      # "GlobalNetworkPolicy security.deny-db"
+    selector: Node
+    ingress: tuple
+    egress: tuple
+
+
+_ANY = _Entity((), (), None, None, (), (), None, ())
+
+
+def policy_label(p: Policy) -> str:
+    kind = p.source.kind
+    if kind == "KubernetesNetworkPolicy":
+        return f"{kind} {p.namespace}/{p.source.name}"
+    name = f"{p.tier}.{p.name}"
+    return f"{kind} {p.namespace}/{name}" if p.namespace else f"{kind} {name}"
+
+
+def _compile(p: Policy) -> _Policy:
+    def rules(rs):
+        out = []
+        for r in rs:
+            src = _Entity.build(r.source, p.namespace)
+            dst = _Entity.build(r.destination, p.namespace)
+            out.append(_Rule(r, proto_number(r.protocol), proto_number(r.not_protocol), src, dst,
+                             src == _ANY, dst == _ANY))
+        return tuple(out)
+    return _Policy(p, policy_label(p), parse(policy_selector(p)),
+                   rules(p.ingress) if "Ingress" in p.types else (),
+                   rules(p.egress) if "Egress" in p.types else ())
+
+
+# --------------------------------------------------------------------------- the model
+
+class FelixModel:
+    """Precomputed Felix view of a PolicySet; verdict(flow) is the hot path.
+
+    services: optional {(namespace, name): iterable of endpoint IPs} for `services` matches.
+    namespace_labels: optional {namespace: labels} for namespaced network sets.
+    failsafe: apply Felix's default failsafe ports on host endpoints.
+    """
+
+    def __init__(self, policy_set: PolicySet, *, services: dict | None = None,
+                 namespace_labels: dict | None = None, failsafe: bool = True):
+        self.policy_set = policy_set
+        self.failsafe = failsafe
+        self.services = {k: frozenset(v) for k, v in (services or {}).items()}
+        self.namespace_labels = namespace_labels or {}
+        tiers = [policy_set.tier(t) for t in sorted({p.tier for p in policy_set.policies})]
+        tiers.sort(key=lambda t: (t.order, t.name))
+        by_tier: dict[str, list[Policy]] = {t.name: [] for t in tiers}
+        self.untracked: list[_Policy] = []      # preDNAT / doNotTrack: not modelled
+        for p in policy_set.policies:
+            if p.pre_dnat or p.do_not_track:
+                self.untracked.append(_compile(p))
+            else:
+                by_tier[p.tier].append(p)
+        self.tier_policies = [(t, [_compile(p) for p in sorted(by_tier[t.name],
+                                                              key=Policy.sort_key)])
+                              for t in tiers]
+        self.netsets = [(tuple(_net(n) for n in s.nets), self._netset_labels(s))
+                        for s in policy_set.network_sets]
+        self.heps_by_node: dict[str, list[HostEndpoint]] = {}
+        self.heps_by_ip: dict[str, list[HostEndpoint]] = {}
+        for h in sorted(policy_set.host_endpoints, key=lambda h: h.name):
+            if h.node:
+                self.heps_by_node.setdefault(h.node, []).append(h)
+            for ip in h.expected_ips:
+                self.heps_by_ip.setdefault(ip, []).append(h)
+        self._infos: dict = {}
+        self._pairs: dict = {}
+        self._netset_cache: dict = {}
+
+    # ---- labels as Felix sees them ------------------------------------------------------
+
+    def _netset_labels(self, s: NetworkSet) -> dict:
+        if s.namespace is None:
+            return dict(s.labels)
+        inherited = {NS_PREFIX + k: v for k, v in self.namespace_labels.get(s.namespace,
+                                                                            {}).items()}
+        inherited[NS_PREFIX + NAME_LABEL] = s.namespace
+        return {**inherited, **s.labels, NS_LABEL: s.namespace}
+
+    def host_endpoint_for(self, ep: Endpoint) -> HostEndpoint | None:
+        """The HostEndpoint that makes a host a Calico endpoint (None: the host is unpoliced)."""
+        cands = self.heps_by_node.get(ep.node or "", [])
+        if not cands and ep.ip:
+            cands = self.heps_by_ip.get(ep.ip, [])
+        if not cands:
+            return None
+        for h in cands:          # prefer the all-interfaces endpoint, then the first by name
+            if h.interface_name == "*":
+                return h
+        return cands[0]
+
+    def endpoint_labels(self, ep: Endpoint) -> dict | None:
+        """Felix's label set of a Calico endpoint; None for externals and unpoliced hosts."""
+        return self._info(ep).labels
+
+    def _compute_labels(self, ep: Endpoint) -> dict | None:
+        if ep.kind == "pod":
+            ns = ep.namespace or "default"
+            labels = {NS_PREFIX + k: v for k, v in ep.namespace_labels}
+            labels[NS_PREFIX + NAME_LABEL] = ns
+            if ep.service_account:
+                labels.update((SA_PREFIX + k, v) for k, v in ep.service_account_labels)
+                labels[SA_PREFIX + NAME_LABEL] = ep.service_account
+            labels.update(ep.labels)       # the pod's own labels win over inherited ones
+            labels[NS_LABEL] = ns
+            labels[ORCH_LABEL] = "k8s"
+            if ep.service_account:
+                labels[SA_LABEL] = ep.service_account
+            return labels
+        if ep.kind == "host":
+            hep = self.host_endpoint_for(ep)
+            if hep is not None:
+                return dict(hep.labels)
+        return None
+
+    def _info(self, ep: Endpoint) -> "_EpInfo":
+        """Everything derived from one endpoint, computed once (the flow hot path uses this)."""
+        info = self._infos.get(ep)
+        if info is None:
+            labels = self._compute_labels(ep)
+            sets = self._netsets_for(ep.ip)
+            cands = [labels] + sets if labels is not None else sets
+            info = _EpInfo(len(self._infos), labels, cands, {})
+            self._infos[ep] = info
+        return info
+
+    def _netsets_for(self, ip: str | None) -> list[dict]:
+        if ip is None:
+            return []
+        got = self._netset_cache.get(ip)
+        if got is None:
+            addr = _addr(ip)
+            got = [labels for nets, labels in self.netsets if _in_nets(addr, nets)]
+            self._netset_cache[ip] = got
+        return got
+
+    # ---- matching -----------------------------------------------------------------------
+
+    @staticmethod
+    def _port_in(ranges: tuple, port: int | None, owner: Endpoint, proto: int | None) -> bool:
+        if port is None:
+            return False
+        for r in ranges:
+            if r.name is None:
+                if r.first <= port <= r.last:
+                    return True
+            else:
+                for np in owner.named_ports:
+                    if np.name == r.name and np.port == port and \
+                            proto_number(np.protocol) == proto:
+                        return True
+        return False
+
+    def _entity_l3(self, ent: _Entity, ep: Endpoint, cands: list, notes: list) -> bool:
+        """Address/identity part of a source or destination match (fixed per endpoint pair)."""
+        if ent.nets or ent.not_nets:
+            addr = _addr(ep.ip)
+            if ent.nets and not _in_nets(addr, ent.nets):
+                return False
+            if ent.not_nets and _in_nets(addr, ent.not_nets):
+                return False
+        sel = ent.selector
+        if sel is not None:
+            for c in cands:
+                if sel.evaluate(c):
+                    break
+            else:
+                return False
+        nsel = ent.not_selector
+        if nsel is not None:
+            for c in cands:
+                if nsel.evaluate(c):
+                    return False
+        if ent.services is not None:
+            ips = self.services.get(ent.services)
+            if ips is None:
+                notes.append(f"service {ent.services[0]}/{ent.services[1]} unknown: "
+                             "its rule never matches")
+                return False
+            if ep.ip not in ips:
+                return False
+        if ent.domains:
+            notes.append("domains (Calico Enterprise) not modelled: rule never matches")
+            return False
+        return True
+
+    def _rule_l3(self, cr: _Rule, src: Endpoint, dst: Endpoint, src_c: list, dst_c: list,
+                 notes: list) -> bool:
+        r = cr.rule
+        if r.ip_version is not None:
+            a = _addr(src.ip) or _addr(dst.ip)
+            if (a.version if a is not None else 4) != r.ip_version:
+                return False
+        if not cr.src_any and not self._entity_l3(cr.src, src, src_c, notes):
+            return False
+        if not cr.dst_any and not self._entity_l3(cr.dst, dst, dst_c, notes):
+            return False
+        return True
+
+    def _ports_ok(self, ent: _Entity, port: int | None, owner: Endpoint,
+                  proto: int | None) -> bool:
+        if ent.ports:
+            if ent.port_set is not None:
+                if port not in ent.port_set:
+                    return False
+            elif not self._port_in(ent.ports, port, owner, proto):
+                return False
+        if ent.not_ports:
+            if ent.not_port_set is not None:
+                if port in ent.not_port_set:
+                    return False
+            elif self._port_in(ent.not_ports, port, owner, proto):
+                return False
+        return True
+
+    def _rule_l4(self, cr: _Rule, flow: Flow, proto: int | None) -> bool:
+        if cr.proto is not None and cr.proto != proto:
+            return False
+        if cr.not_proto is not None and cr.not_proto == proto:
+            return False
+        r = cr.rule
+        if r.icmp is not None:
+            if r.icmp.type is not None and r.icmp.type != flow.icmp_type:
+                return False
+            if r.icmp.code is not None and r.icmp.code != flow.icmp_code:
+                return False
+        if r.not_icmp is not None:
+            if (r.not_icmp.type is None or r.not_icmp.type == flow.icmp_type) and \
+                    (r.not_icmp.code is None or r.not_icmp.code == flow.icmp_code):
+                return False
+        s, d = cr.src, cr.dst
+        if s.ports or s.not_ports:
+            if not self._ports_ok(s, flow.src_port, flow.src, proto):
+                return False
+        if d.ports or d.not_ports:
+            if not self._ports_ok(d, flow.port, flow.dst, proto):
+                return False
+        return True
+
+    # ---- chains -------------------------------------------------------------------------
+
+    def chain(self, ep: Endpoint, direction: str):
+        """([(tier, [(policy, rules)...])...], notes) for the endpoint and direction (cached)."""
+        info = self._info(ep)
+        got = info.chains.get(direction)
+        if got is not None:
+            return got
+        labels = info.labels
+        out = []
+        notes = []
+        if labels is not None:
+            attr = "ingress" if direction == "ingress" else "egress"
+            typ = "Ingress" if direction == "ingress" else "Egress"
+            for tier, pols in self.tier_policies:
+                sel = [(cp, getattr(cp, attr)) for cp in pols
+                       if typ in cp.policy.types and cp.selector.evaluate(labels)]
+                if sel:
+                    out.append((tier, sel))
+            for cp in self.untracked:
+                if typ in cp.policy.types and cp.selector.evaluate(labels):
+                    what = "preDNAT" if cp.policy.pre_dnat else "doNotTrack"
+                    notes.append(f"{cp.label} ({what}) selects this endpoint: not modelled")
+            if ep.kind == "host" and len(self.heps_by_node.get(ep.node or "", ())) > 1:
+                hep = self.host_endpoint_for(ep)
+                notes.append(f"{len(self.heps_by_node[ep.node])} host endpoints on {ep.node}: "
+                             f"evaluated as {hep.name} (per-interface policy not modelled)")
+        got = (out, tuple(notes))
+        info.chains[direction] = got
+        return got
+
+    def _pair_chain(self, direction: str, flow: Flow, si: "_EpInfo", di: "_EpInfo"):
+        """The endpoint's chain for this (source, destination) pair, as a list of tiers of
+        [policy, filtered rules or None]: a policy's rules are filtered by their
+        address/identity part the first time evaluation reaches it; only the L4 part is then
+        left per flow."""
+        key = (direction, si.idx, di.idx)
+        got = self._pairs.get(key)
+        if got is not None:
+            return got
+        ep = flow.src if direction == "egress" else flow.dst
+        chain, chain_notes = self.chain(ep, direction)
+        got = ([(tier, [[cp, rules, None] for cp, rules in pols]) for tier, pols in chain],
+               chain_notes)
+        if len(self._pairs) >= PAIR_CACHE_MAX:
+            self._pairs.clear()
+        self._pairs[key] = got
+        return got
+
+    def _filter(self, rules: tuple, flow: Flow, si: "_EpInfo", di: "_EpInfo") -> tuple:
+        kept = []
+        for cr in rules:
+            notes: list = []
+            if self._rule_l3(cr, flow.src, flow.dst, si.cands, di.cands, notes):
+                kept.append((cr, True, ()))
+            elif notes:       # keep why it never matches, for the verdict's notes
+                kept.append((cr, False, tuple(notes)))
+        return tuple(kept)
+
+    def side(self, ep: Endpoint, flow: Flow, direction: str, src_info=None,
+             dst_info=None) -> Verdict | None:
+        """The verdict at one endpoint for one direction; None if it is not a Calico endpoint."""
+        src_info = src_info or self._info(flow.src)
+        dst_info = dst_info or self._info(flow.dst)
+        info = src_info if direction == "egress" else dst_info
+        if info.labels is None:
+            return None
+        proto = proto_number(flow.protocol)
+        if ep.kind == "host" and self.failsafe:
+            pname = "TCP" if proto == 6 else "UDP" if proto == 17 else None
+            ports = FAILSAFE_IN if direction == "ingress" else FAILSAFE_OUT
+            if pname and (pname, flow.port) in ports:
+                return Verdict(True, f"failsafe port {pname}/{flow.port} ({direction} at "
+                                     f"{ep.name})", direction)
+        chain, chain_notes = self._pair_chain(direction, flow, src_info, dst_info)
+        notes = list(chain_notes)
+        rule_l4 = self._rule_l4
+        for tier, pols in chain:
+            passed = False
+            for entry in pols:
+                cp, rules = entry[0], entry[2]
+                if rules is None:
+                    rules = entry[2] = self._filter(entry[1], flow, src_info, dst_info)
+                for cr, l3, l3_notes in rules:
+                    if not l3:
+                        notes.extend(l3_notes)
+                        continue
+                    if not rule_l4(cr, flow, proto):
+                        continue
+                    act = cr.rule.action
+                    by = f"{cp.label} {direction}[{cr.rule.index}] {act}"
+                    if cr.rule.http is not None:
+                        notes.append("HTTP match not evaluated (L7): treated as matching")
+                    if act == "Log":
+                        notes.append(f"Log rule matched: {by}")
+                        continue
+                    if act == "Pass":
+                        notes.append(f"passed: {by}")
+                        passed = True
+                        break
+                    return Verdict(act == "Allow", by, direction, tuple(notes))
+                if passed:
+                    break
+            if passed:
+                continue
+            where = f"{direction} at {ep.name}"
+            if tier.default_action == "Pass":
+                notes.append(f"end of tier {tier.name} ({where}): defaultAction Pass")
+                continue
+            return Verdict(False, f"end of tier {tier.name} ({where})", direction, tuple(notes))
+        where = f"{direction} at {ep.name}"
+        if ep.kind == "pod":
+            return Verdict(True, f"profile: allow ({where})", direction, tuple(notes))
+        hep = self.host_endpoint_for(ep)
+        if hep is not None and DEFAULT_ALLOW_PROFILE in hep.profiles:
+            return Verdict(True, f"profile {DEFAULT_ALLOW_PROFILE} ({where})", direction,
+                           tuple(notes))
+        return Verdict(False, f"host endpoint default: deny ({where})", direction, tuple(notes))
+
+    def verdict(self, flow: Flow) -> Verdict:
+        """Egress at the source, then ingress at the destination; both must allow."""
+        si, di = self._info(flow.src), self._info(flow.dst)
+        out = self.side(flow.src, flow, "egress", si, di)
+        if out is not None and not out.allowed:
+            return out
+        inn = self.side(flow.dst, flow, "ingress", si, di)
+        if inn is None:
+            if out is None:
+                return Verdict(True, "neither endpoint is a Calico endpoint: not policed")
+            return out
+        if out is None:
+            return inn
+        return Verdict(inn.allowed, inn.decided_by, "ingress",
+                       tuple(f"egress: {n}" for n in (out.decided_by,) + out.notes) + inn.notes)
+
+
+@dataclass
+class _EpInfo:
+    idx: int                   # small id for the pair cache
+    labels: dict | None        # Felix labels when a Calico endpoint
+    cands: list                # label sets a peer selector may match (own + network sets)
+    chains: dict               # direction -> (chain, notes)
+
+
+_MODELS: dict = {}
+
+
+def verdict(policy_set: PolicySet, flow: Flow, world=None) -> Verdict:
+    """One-off form (docs/ARCHITECTURE.md); caches the model for the last PolicySet."""
+    key = id(policy_set)
+    got = _MODELS.get(key)
+    if got is None or got[0] is not policy_set:
+        services = getattr(world, "services", None)
+        nsl = getattr(world, "namespace_labels", None)
+        got = (policy_set, FelixModel(
+            policy_set, services=services if isinstance(services, dict) else None,
+            namespace_labels=nsl if isinstance(nsl, dict) else None))
+        _MODELS.clear()
+        _MODELS[key] = got
+    return got[1].verdict(flow)
