@@ -1,0 +1,1 @@
+"""Static kustomize pieces per delivery engine, shipped as generator.overlays."""
