@@ -7,6 +7,8 @@ nobody (65534) with a read-only root file system; /tmp is an emptyDir.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 
 from ..plan.model import Plan
 
@@ -41,6 +43,26 @@ def short_hash(plan: Plan, *parts: str) -> str:
     (Jobs are immutable, and a re-used name would keep an old, completed Job as the gate)."""
     text = "\0".join((plan.input_digest, *parts))
     return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+_HASH_SUFFIX = re.compile(r"-[0-9a-f]{8}$")
+
+
+def content_named(obj: dict) -> dict:
+    """A Job renamed after its own content: <name without hash>-<8 hex of its spec>.
+
+    A re-run with changed input (a new snapshot a day later, one more policy) then keeps the
+    name of every Job whose work did not change, so Argo CD/Flux do not re-create and re-run
+    Jobs of waves that were already applied; a Job whose work changed gets a new name, because
+    Jobs are immutable and a completed Job of the same name would pass as the new gate."""
+    if obj.get("kind") != "Job":
+        return obj
+    meta = obj.get("metadata") or {}
+    body = {"labels": meta.get("labels"), "annotations": meta.get("annotations"),
+            "namespace": meta.get("namespace"), "spec": obj.get("spec")}
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:8]
+    base = _HASH_SUFFIX.sub("", meta.get("name", "job"))[:54].rstrip("-")
+    return {**obj, "metadata": {**meta, "name": f"{base}-{digest}"}}
 
 
 def job_name(plan: Plan, kind: str, key: str | None = None) -> str:

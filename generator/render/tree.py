@@ -15,6 +15,7 @@ from .. import yamlio
 from ..cilium.values import Values, final_values, migration_values, render_values
 from ..errors import UserError
 from ..inventory.model import Inventory
+from ..jobs.spec import content_named
 from ..plan.model import Plan, Wave
 from . import argocd, flux
 from .model import STEP_CHANGE, STEP_GATE, STEP_WORK, Commit, Item
@@ -71,6 +72,16 @@ def _filename(item: Item, taken: set[str]) -> str:
     return name
 
 
+def _content_named(item: Item) -> Item:
+    """Jobs named after their content (see jobs.spec.content_named), file name to match."""
+    if item.obj.get("kind") != "Job":
+        return item
+    old = item.obj["metadata"]["name"]
+    obj = content_named(item.obj)
+    new = obj["metadata"]["name"]
+    return Item(obj, item.step, item.filename.replace(old, new) if item.filename else None)
+
+
 def _engine_object(plan: Plan, wave: Wave, step: int, obj: dict) -> dict:
     if plan.options.engine == "argocd":
         return argocd.annotate(obj, wave.number, step)
@@ -108,7 +119,7 @@ class Renderer:
     def _add_wave(self, wave: Wave) -> None:
         steps: dict[int, _Step] = {}
         for item in self.inputs.get(wave.key, WaveInput()).items:
-            steps.setdefault(item.step, _Step([])).items.append(item)
+            steps.setdefault(item.step, _Step([])).items.append(_content_named(item))
         if wave.key == "cilium-install":
             self._add_cilium(wave, steps)
         self.state.waves[wave.key] = dict(sorted(steps.items()))
@@ -282,7 +293,9 @@ class Renderer:
     def _readme(self, current: Wave) -> str:
         return env().get_template("README.md.j2").render(
             plan=self.plan, current=current, engine=self.engine,
-            engine_name=ENGINE_NAMES[self.engine], inventory_source=self.inv.source,
+            engine_name=ENGINE_NAMES[self.engine],
+            # the input's content, not its path: a live read and its snapshot give the same SHAs
+            inventory_source=f"cluster {self.inv.cluster_name}, input digest {self.inv.digest[:12]}",
             source_cni=CNI_NAMES.get(self.plan.source_cni, self.plan.source_cni),
             chart_version=self.migration.chart_version)
 
@@ -297,7 +310,7 @@ class Renderer:
         # only this wave's steps change: the others are shared, so their rendered files come
         # from the cache
         waves = dict(self.state.waves)
-        back = self.inputs.get(wave.key, WaveInput()).rollback_items
+        back = [_content_named(i) for i in self.inputs.get(wave.key, WaveInput()).rollback_items]
         steps: dict[int, _Step] = {}
         for num, step in self.state.waves[wave.key].items():
             if num == STEP_CHANGE:
