@@ -1,0 +1,189 @@
+"""The per-wave enforcement gap while Cilium runs with policyEnforcementMode "never".
+
+A pod re-created on a switched node is a Cilium endpoint, not a Calico one: Calico stops
+enforcing its policies, and Cilium enforces nothing until the final values. So after each node
+wave, every policy that selects a pod on a switched node is not enforced for that pod (both its
+ingress and its egress). Two side effects (inference from how Felix builds IP sets from its
+workload endpoints): Calico rules on unswitched nodes that name migrated pods by label no longer
+match them (their new addresses are unknown to Calico), and CIDR rules naming the old pod CIDR
+no longer cover them.
+
+enforcement_gap(plan, inventory, policy_set) -> list[WaveGap]; WaveGap.markdown() is the
+section for that wave's PR description; safer_sequence(...) suggests an order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..calico import selector as calsel
+from ..calico.model import Policy, PolicySet
+
+
+@dataclass
+class PolicyGap:
+    policy: str                      # "NetworkPolicy prod/db"
+    directions: tuple[str, ...]      # ("Ingress", "Egress")
+    pods: list[str]                  # "namespace/name" of unenforced pods
+    nodes: list[str]
+
+
+@dataclass
+class WaveGap:
+    wave: str                        # wave key, e.g. "nodes-02"
+    number: int
+    new_nodes: list[str]
+    switched_nodes: list[str]        # cumulative
+    policies: list[PolicyGap] = field(default_factory=list)
+    namespaces: list[str] = field(default_factory=list)   # namespaces with unenforced pods
+    unenforced_pods: int = 0
+    governed_pods: int = 0           # pods any policy selects, cluster-wide
+
+    def markdown(self) -> str:
+        lines = [f"### Enforcement gap after wave {self.number:02d} ({self.wave})", ""]
+        if not self.policies:
+            lines.append(f"Switched nodes: {', '.join(self.switched_nodes) or 'none'}. No policy "
+                         "selects a pod on them: no enforcement is lost.")
+            return "\n".join(lines) + "\n"
+        lines += [
+            f"Cilium runs with `policyEnforcementMode: never` until the final values, and pods "
+            f"on switched nodes ({', '.join(self.switched_nodes)}) are no longer Calico "
+            f"endpoints: **{self.unenforced_pods} of {self.governed_pods}** policy-governed pods "
+            f"are unprotected, in namespaces {', '.join(f'`{n}`' for n in self.namespaces)}.",
+            "",
+            "| policy | directions | unenforced pods | on nodes |",
+            "|---|---|---:|---|",
+        ]
+        for g in self.policies:
+            shown = ", ".join(g.pods[:5]) + (f" (+{len(g.pods) - 5})" if len(g.pods) > 5 else "")
+            lines.append(f"| {g.policy} | {', '.join(g.directions)} | {len(g.pods)}: {shown} "
+                         f"| {', '.join(g.nodes)} |")
+        lines += ["", "Also: Calico rules on unswitched nodes that select these pods by label no "
+                  "longer match their new addresses (ingress from them to Calico pods is denied "
+                  "unless an allow for the Cilium pod CIDR bridges it)."]
+        return "\n".join(lines) + "\n"
+
+
+def _pod_labels(pod, ns_labels: dict) -> dict:
+    # Calico's derived labels on a workload endpoint
+    return dict(pod.labels) | {"projectcalico.org/namespace": pod.namespace,
+                               "projectcalico.org/orchestrator": "k8s",
+                               "projectcalico.org/serviceaccount": pod.service_account or "default"}
+
+
+def selects(policy: Policy, pod, ns_labels: dict[str, dict]) -> bool:
+    """Does a Calico policy's subject select this pod (namespace, selector, SA selector)?"""
+    if policy.namespace is not None and pod.namespace != policy.namespace:
+        return False
+    try:
+        if policy.namespace is None and policy.namespace_selector:
+            labels = dict(ns_labels.get(pod.namespace, {})) | {
+                "projectcalico.org/name": pod.namespace}
+            if not calsel.parse(policy.namespace_selector).evaluate(labels):
+                return False
+        if not calsel.parse(policy.selector).evaluate(_pod_labels(pod, ns_labels)):
+            return False
+    except calsel.SelectorError:
+        return False
+    return True
+
+
+def _governing(policy_set: PolicySet, inventory) -> dict[str, tuple[Policy, list]]:
+    ns_labels = {n.name: dict(n.labels) for n in inventory.namespaces}
+    pods = [p for p in inventory.pods if not p.host_network]
+    out: dict[str, tuple[Policy, list]] = {}
+    for pol in policy_set.policies:
+        hit = [p for p in pods if selects(pol, p, ns_labels)]
+        if hit:
+            out[pol.source.describe()] = (pol, hit)
+    return out
+
+
+def enforcement_gap(plan, inventory, policy_set: PolicySet) -> list[WaveGap]:
+    """One WaveGap per wave that switches nodes, cumulative over the waves before it."""
+    governing = _governing(policy_set, inventory)
+    governed = {(p.namespace, p.name) for _, pods in governing.values() for p in pods}
+    switched: list[str] = []
+    out: list[WaveGap] = []
+    for wave in plan.waves:
+        if not wave.nodes:
+            continue
+        switched = switched + [n for n in wave.nodes if n not in switched]
+        on = set(switched)
+        gap = WaveGap(wave.key, wave.number, list(wave.nodes), list(switched))
+        lost = set()
+        for name in sorted(governing):
+            pol, pods = governing[name]
+            here = [p for p in pods if p.node in on]
+            if not here:
+                continue
+            lost.update((p.namespace, p.name) for p in here)
+            gap.policies.append(PolicyGap(
+                name, tuple(pol.types), sorted(f"{p.namespace}/{p.name}" for p in here),
+                sorted({p.node for p in here})))
+        gap.unenforced_pods = len(lost)
+        gap.governed_pods = len(governed)
+        gap.namespaces = sorted({ns for ns, _ in lost})
+        out.append(gap)
+    return out
+
+
+def gap_markdown(plan, inventory, policy_set: PolicySet, wave_key: str) -> str:
+    """The gap section for one wave's PR description ("" for waves that switch no node)."""
+    for g in enforcement_gap(plan, inventory, policy_set):
+        if g.wave == wave_key:
+            return g.markdown()
+    return ""
+
+
+def node_exposure(inventory, policy_set: PolicySet) -> dict[str, dict]:
+    """Per node: policy-governed pods and the namespaces they are in."""
+    governing = _governing(policy_set, inventory)
+    out: dict[str, dict] = {n.name: {"pods": set(), "namespaces": set()} for n in inventory.nodes}
+    for _, pods in governing.values():
+        for p in pods:
+            if p.node in out:
+                out[p.node]["pods"].add((p.namespace, p.name))
+                out[p.node]["namespaces"].add(p.namespace)
+    return out
+
+
+def safer_sequence(plan, inventory, policy_set: PolicySet) -> str:
+    """Markdown: a node order that keeps the gap small, and the audit-first sequence."""
+    exp = node_exposure(inventory, policy_set)
+    planned = [n for w in plan.waves for n in w.nodes]
+    # fewest governed pods first; ties keep namespaces together (nodes sharing namespaces adjacent)
+    order = sorted(planned, key=lambda n: (len(exp.get(n, {}).get("pods", ())),
+                                           sorted(exp.get(n, {}).get("namespaces", ())), n))
+    lines = ["### Safer sequence", "",
+             "| # | node | policy-governed pods | namespaces |", "|---:|---|---:|---|"]
+    for i, n in enumerate(order, 1):
+        e = exp.get(n, {"pods": set(), "namespaces": set()})
+        lines.append(f"| {i} | {n} | {len(e['pods'])} | {', '.join(sorted(e['namespaces'])) or '-'} |")
+    lines += [
+        "",
+        "1. Switch the nodes with the fewest policy-governed pods first (order above); move the "
+        "pods of one sensitive namespace in as few waves as possible (cordon its other nodes).",
+        "2. Apply the translated Cilium policies before the first node wave and run the "
+        "`verify` probes in audit mode: set `policy-audit-mode: \"true\"` and "
+        "`enable-policy: default` in the CiliumNodeConfig of switched nodes, so Cilium "
+        "computes verdicts and Hubble shows would-be drops without dropping.",
+        "3. Once the audit shows no unexpected drops, switch those nodes to enforcement "
+        "(`policy-audit-mode: \"false\"`) wave by wave instead of waiting for the final values; "
+        "pods still on Calico are `unmanaged` to Cilium, so keep an allow for the old pod CIDR "
+        "until the last node is switched.",
+        "4. Keep a temporary Calico allow for the Cilium pod CIDR (a bridge policy) so Calico "
+        "pods keep accepting traffic from migrated pods.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def wave_sections(plan, inventory, policy_set: PolicySet) -> dict[str, str]:
+    """{wave key: Markdown} for every wave that switches nodes (one pass over the policies);
+    the first such wave also carries the safer-sequence suggestion."""
+    out: dict[str, str] = {}
+    for i, g in enumerate(enforcement_gap(plan, inventory, policy_set)):
+        text = g.markdown()
+        if i == 0 and g.governed_pods:
+            text += "\n" + safer_sequence(plan, inventory, policy_set)
+        out[g.wave] = text
+    return out
