@@ -180,9 +180,6 @@ def test_generate_live_and_from_snapshot_write_the_same_files(generated, example
             assert named == files_b[path].decode(), path
 
 
-@pytest.mark.xfail(strict=True, reason="README.md and PR text embed Inventory.source ('context "
-                   "<name>' live, the directory path for a snapshot), so the commit SHAs differ "
-                   "although every object is identical (test above)")
 def test_generate_live_and_from_snapshot_give_the_same_commit_shas(generated):
     live, snap = (_commits(p) for p in generated)
     assert [c[0] for c in live] == [c[0] for c in snap]

@@ -34,13 +34,11 @@ def test_example_builds_valid_trees(shared, inventory, tmp_path, engine, version
     pw = commits[plan.wave("policies").number]
     has_policy_objects = any(p.startswith(f"waves/{pw.wave.dirname}/") and o["kind"] != "Kustomization"
                              for p, o in objects_in(pw.tree))
-    assert has_policy_objects or "not yet available" in pw.body
+    assert has_policy_objects
 
 
 def test_example_node_wave_pr_shows_the_enforcement_gap(inventory):
     plan, commits = build(inventory, Options())
     first = next(c for c in commits if c.wave.nodes)
     assert "Enforcement gap after this wave" in first.body
-    gap_available = "not yet available" not in first.body
-    if gap_available:
-        assert "| policy | directions |" in first.pr_description
+    assert "| policy | directions |" in first.pr_description

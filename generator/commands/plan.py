@@ -121,17 +121,14 @@ def format_plan(plan) -> str:
 
 
 def gap_lines(plan, inv) -> list[str]:
-    """Per node wave: how many policy-governed pods lose enforcement (empty without policies
-    or while generator.verify.gap is not available)."""
+    """Per node wave: how many policy-governed pods lose enforcement (empty without policies)."""
     if not inv.policy_objects or not inv.cni.enforces_policy:
         return []
-    from ..pipeline import read_policies, stage
-    fn = stage("generator.verify.gap", "enforcement_gap")
-    policy_set = read_policies(inv)
-    if fn is None or policy_set is None:
-        return ["enforcement gap per node wave: not yet available"]
+    from ..calico.reader import read_policies
+    from ..verify.gap import enforcement_gap
+    policy_set = read_policies(inv.policy_objects)
     out = ["enforcement gap (pods enforced by neither Calico nor Cilium until final-values):"]
-    for g in fn(plan, inv, policy_set):
+    for g in enforcement_gap(plan, inv, policy_set):
         out.append(f"  wave {g.number:02d} {g.wave}: {g.unenforced_pods} of {g.governed_pods} "
                    "policy-governed pods" + (f" ({', '.join(g.namespaces)})" if g.namespaces
                                              else ""))

@@ -11,12 +11,12 @@ otherwise.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import math
 from dataclasses import asdict
 
 from ..errors import UserError
+from . import network
 from ..inventory.model import Inventory, Node
 from ..cilium.values import chart_version, node_config_api_version
 from .model import SUPPORTED_CILIUM, Options, Plan, Tunnel, Wave
@@ -73,41 +73,10 @@ def check_options(options: Options) -> None:
 # ------------------------------------------------------------------------------ network
 
 def _network(inv: Inventory, options: Options) -> tuple[str, str, Tunnel, list[str]]:
-    """CIDR, reason, tunnel and warnings from generator/plan/network.py (engineer 1)."""
-    try:
-        from . import network
-    except ImportError:
-        return _network_unavailable(inv, options)
-    picked = network.choose_pod_cidr(inv, options.cilium_pod_cidr,
-                                     mask=options.cilium_pod_cidr_mask)
-    if isinstance(picked, tuple):
-        cidr, reason = str(picked[0]), str(picked[1])
-    else:
-        cidr = str(getattr(picked, "cidr", picked))
-        reason = str(getattr(picked, "reason", "")) or "chosen clear of every CIDR in use"
-    tunnel = network.choose_tunnel(inv)
-    warnings: list[str] = []
-    if cidr in {c.cidr for c in inv.cidrs}:  # belt and braces: never reuse a CIDR in use
-        raise UserError(f"pod CIDR {cidr} is already in use", field="--cilium-pod-cidr")
-    ipaddress.ip_network(cidr)
-    return cidr, reason, tunnel, warnings
-
-
-def _network_unavailable(inv: Inventory, options: Options) -> tuple[str, str, Tunnel, list[str]]:
-    """Only while generator/plan/network.py does not exist: the requested CIDR (or the first of
-    a few private candidates clear of every CIDR in use) and VXLAN on 8473, flagged loudly."""
-    used = [ipaddress.ip_network(c.cidr, strict=False) for c in inv.cidrs]
-    candidates = [options.cilium_pod_cidr] if options.cilium_pod_cidr else [
-        "10.245.0.0/16", "172.30.0.0/16", "10.96.128.0/17", "192.168.128.0/17"]
-    for cand in candidates:
-        net = ipaddress.ip_network(cand, strict=False)
-        if not any(net.overlaps(u) for u in used if u.version == net.version):
-            note = "generator.plan.network not yet available: CIDR/tunnel chosen by a fallback"
-            return (str(net), "clear of every CIDR in the inventory (fallback check)",
-                    Tunnel("vxlan", 8473, "VXLAN on 8473, clear of Flannel/Canal's 8472 and "
-                           "Calico's 4789 (fallback)"), [note])
-    raise UserError("no candidate pod CIDR is clear of the CIDRs in use: give --cilium-pod-cidr",
-                    field="--cilium-pod-cidr")
+    """CIDR, reason, tunnel and warnings (generator/plan/network.py decides)."""
+    cidr, reason = network.choose_pod_cidr(inv, options.cilium_pod_cidr,
+                                           mask=options.cilium_pod_cidr_mask)
+    return str(cidr), str(reason), network.choose_tunnel(inv), []
 
 
 # ------------------------------------------------------------------------------ batching

@@ -596,7 +596,7 @@ def inventory_universe(inventory, policy_set: PolicySet, cilium_objects: list[di
         endpoints.append(Endpoint(kind="external", name=ip, ip=ip))
     pods_n = sum(len(v) for v in groups.values())
     return Universe(endpoints, l4, "inventory", [
-        f"inventory {inventory.source}: {pods_n} pods in {len(identities)} identities, "
+        f"inventory of cluster {inventory.cluster_name}: {pods_n} pods in {len(identities)} identities, "
         f"judged as {len(groups)} classes no policy tells apart; {len(inventory.nodes)} nodes "
         f"as {len(host_groups)} classes"])
 
