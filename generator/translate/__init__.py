@@ -1,0 +1,168 @@
+"""Calico policies -> Cilium policies, keeping every verdict or saying where it cannot.
+
+    translate(policy_set, *, cilium_version="1.19", approximate=False, inventory=None)
+        -> Translation(objects, report, helm_values)
+
+Safety choice: when a *rule* cannot be expressed exactly, the policy is reported
+`untranslatable` and the output only errs towards *less* access: the subject keeps Cilium's
+default deny, inexpressible Allow rules are left out, inexpressible Deny rules are enforced on a
+superset (by default deny and by narrowing every later allow), and address denies that reach
+into pod/node ranges also deny the cluster entity. Emitting nothing for a policy that held
+denies would widen, so its exact parts and its default deny are always emitted.
+When the policy's own *selector* cannot be expressed (a filtered label, a substring match with
+no inventory...), enforcing it on a superset would isolate unrelated endpoints (a selector on
+`kubernetes.io/os` becomes "every pod": a cluster-wide outage), so that policy is refused
+instead: nothing is emitted for it and the report says its endpoints lose its isolation.
+`approximate=True` emits the nearest wider rule instead of refusing a rule, each one reported.
+
+Assumptions (reported where they matter): Calico `nets` and network sets do not cover pod/node
+ranges unless the inventory (or, without one, the private ranges) says they may; HostEndpoint
+labels are the Node's labels (host policies are approximate); hosts without a declared
+HostEndpoint are not Calico endpoints; ties between equal orders break by name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..calico.model import PolicySet
+from ..cilium import model as cm
+from .compile import compile_policies
+from .emit import Emitter, emittable
+from .report import FidelityReport, Finding, PolicyReport
+from .selectors import NS_KEY, NSL_PREFIX
+
+
+@dataclass
+class Translation:
+    objects: list[dict] = field(default_factory=list)
+    report: FidelityReport = field(default_factory=FidelityReport)
+    helm_values: dict = field(default_factory=dict)
+
+
+def _label_values(inventory) -> dict | None:
+    """Cilium key -> live values, to expand contains/starts with/ends with."""
+    if inventory is None:
+        return None
+    vals: dict[str, set] = {}
+    for pod in inventory.pods:
+        for k, v in pod.labels.items():
+            vals.setdefault(k, set()).add(v)
+        vals.setdefault(NS_KEY, set()).add(pod.namespace)
+    for ns in inventory.namespaces:
+        vals.setdefault(NS_KEY, set()).add(ns.name)
+        for k, v in ns.labels.items():
+            vals.setdefault(NSL_PREFIX + k, set()).add(v)
+    return {k: sorted(v) for k, v in vals.items()}
+
+
+def _knp_raw(ps: PolicySet, ref) -> dict | None:
+    for obj in ps.k8s_policies:
+        meta = obj.get("metadata") or {}
+        if meta.get("name") == ref.name and meta.get("namespace") == ref.namespace:
+            return obj
+    return None
+
+
+def translate(policy_set: PolicySet, *, cilium_version: str = "1.19", approximate: bool = False,
+              inventory=None) -> Translation:
+    cm.version_tuple(cilium_version)
+    reports: dict[int, PolicyReport] = {}
+    for p in policy_set.policies:
+        s = p.source
+        reports[id(p)] = PolicyReport(s.api_version, s.kind, s.namespace, s.name)
+    prog = compile_policies(policy_set, approximate=approximate,
+                            values=_label_values(inventory), emittable=emittable,
+                            reports=reports, inventory=inventory)
+    em = Emitter(policy_set, cilium_version, inventory)
+    objects: list = []
+    for c in prog.compiled:
+        rep = c.report
+        if c.policy.source.kind == "KubernetesNetworkPolicy":
+            raw = _knp_raw(policy_set, c.policy.source)
+            if raw is not None and not c.restricted and rep.fidelity == "exact":
+                objects.append(raw)       # Cilium enforces it as is
+                rep.outputs.append(("NetworkPolicy", raw["metadata"].get("namespace"),
+                                    raw["metadata"]["name"]))
+                _knp_findings(c, em)
+                continue
+            if c.restricted:
+                rep.add(Finding("knp-replaced", "Calico policies ordered before this "
+                                "NetworkPolicy deny part of what it allows: emitted as a "
+                                "CiliumNetworkPolicy instead; delete the original",
+                                None, "exact"))
+            elif raw is not None and c.subject_exact:
+                rep.add(Finding("knp-replaced", "Cilium would not enforce this NetworkPolicy "
+                                "as Calico does (see the other findings): emitted as a "
+                                "CiliumNetworkPolicy instead; delete the original",
+                                None, "untranslatable"))
+        obj = em.compiled_object(c)
+        if obj is None:
+            continue
+        obj.validate(cilium_version)
+        objects.append(obj.to_dict())
+        rep.outputs.append((obj.kind, obj.namespace, obj.name))
+    prof = em.profile_object(prog)
+    if prof is not None:
+        prof.validate(cilium_version)
+        objects.append(prof.to_dict())
+    groups = sorted(em.groups.values(), key=lambda g: g.name)
+    for g in groups:
+        g.validate(cilium_version)
+    objects = [g.to_dict() for g in groups] + objects   # groups before their users
+    report = FidelityReport(list(reports.values()))
+    for sk in policy_set.skipped:
+        kind = sk.source.kind or ""
+        if not ("Policy" in kind or "NetworkSet" in kind
+                or kind in ("Tier", "HostEndpoint", "Profile")):
+            continue     # a Pod or ConfigMap from a cluster export: not worth a report line
+        pr = PolicyReport(sk.source.api_version, sk.source.kind, sk.source.namespace,
+                          sk.source.name)
+        pr.add(Finding("skipped", sk.reason, None, "exact"))
+        report.policies.append(pr)
+    return Translation(_dedupe(objects), report, _helm_values(prog, policy_set, em))
+
+
+def _knp_findings(c, em: Emitter) -> None:
+    """Findings on a passed-through KNP: ipBlocks over cluster ranges, excluded labels."""
+    findings: list = []
+    em.policy_specs(c.subject, c.allows, {}, c.directions, findings, "", False)
+    for d in ("ingress", "egress"):
+        for box, label in c.allows[d]:
+            if box.peer.kind == "nets":
+                hits, _ = em._cluster_overlap(box.peer.nets)
+                if hits:   # the raw ipBlock keeps its Cilium meaning: pods never match it
+                    findings.append(Finding(
+                        "nets-cover-cluster", f"ipBlock overlaps {', '.join(hits)}: Cilium "
+                        "never matches pods or nodes by ipBlock, so they lose this access",
+                        label, "approximate"))
+    for f in findings:
+        if f.code != "nets-cover-cluster" or "ipBlock" in f.message:
+            c.report.add(f)
+
+
+def _dedupe(objects: list) -> list:
+    seen, out = set(), []
+    for o in objects:
+        key = (o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"])
+        if key not in seen:
+            seen.add(key)
+            out.append(o)
+    return out
+
+
+def _helm_values(prog, ps: PolicySet, em: Emitter) -> dict:
+    values: dict = {}
+    if em.uses_host_firewall:
+        values["hostFirewall"] = {"enabled": True}
+    if em.uses_nodes:
+        # fromNodes/toNodes need enable-node-selector-labels; agent and operator only read it
+        # at start, so a pod annotation change rolls both
+        restart = {"cni-migrate.io/restart": "node-selector-labels"}
+        values["nodeSelectorLabels"] = True
+        values["podAnnotations"] = dict(restart)
+        values["operator"] = {"podAnnotations": dict(restart)}
+    if prog.log_rules:
+        values["hubble"] = {"enabled": True, "export": {"static": {
+            "enabled": True, "filePath": "/var/run/cilium/hubble/events.log",
+            "allowList": [{"verdict": ["DROPPED"]}]}}}
+    return values

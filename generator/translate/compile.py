@@ -1,0 +1,320 @@
+"""Calico's ordered tiers/policies/rules -> order-free allow and deny regions (Cilium's model).
+
+Per direction, rules are walked in Felix order (tiers by order then name, policies by order then
+name, rules in order). Cilium has no order, but deny beats allow, which gives:
+- Allow R: emitted as R minus the Pass rules earlier in its tier, and restricted to flows that
+  earlier tiers (and earlier catch-all drops) let through: R ∩ (¬blocked ∪ passed).
+  An earlier Deny needs no subtraction: the emitted deny wins in Cilium anyway.
+- Deny D: emitted as D minus every allow emitted before it (those flows were decided earlier)
+  and minus earlier Pass rules of its tier. When that difference has no Cilium form, D becomes a
+  *barrier*: nothing is emitted for it, the subject stays in default deny, and every later allow
+  is restricted by D instead (the same mechanism as an end-of-tier drop).
+- Pass: remembered for the rest of its tier (later rules are not reached by those flows) and as
+  an escape from the tier's end-of-tier drop.
+- End of tier (defaultAction Deny): a barrier over the tier's subjects, escaped by its Pass
+  rules; realised by Cilium's default deny (every subject gets a policy with that direction).
+- Profiles: pods with no decision after the last tier are allowed: an allow-all restricted by
+  every barrier, only where some policy selects the pod (elsewhere Cilium allows by default).
+- Log: no Cilium equivalent; reported (Hubble flow logs replace it).
+Anything inexact is dropped on the *safe* side by default: an Allow that cannot be expressed is
+left out (access shrinks), a Deny that cannot be expressed becomes a barrier on a superset. A
+policy whose own selector cannot be expressed is refused whole (see translate/__init__.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+
+from ..calico import selector as cs
+from ..calico.model import Policy, PolicySet
+from . import selectors as sel
+from .match import Builder, _pos
+from .region import ANY_L4, ANY_PEER, Box, region_inter, region_minus
+from .report import Finding, PolicyReport
+from .selectors import KIND, NotExpressible
+
+DIRECTIONS = ("ingress", "egress")
+
+
+@dataclass
+class Compiled:
+    """What one Calico policy becomes: regions to allow/deny per direction."""
+    policy: Policy
+    report: PolicyReport
+    subject: list = field(default_factory=list)        # DNF (exact, or a superset)
+    subject_exact: bool = True
+    directions: tuple = ()
+    allows: dict = field(default_factory=lambda: {d: [] for d in DIRECTIONS})  # d -> [(Box, label)]
+    denies: dict = field(default_factory=lambda: {d: [] for d in DIRECTIONS})
+    restricted: bool = False     # an allow was cut by ordering (a raw KNP would be too wide)
+
+
+@dataclass
+class Program:
+    compiled: list[Compiled]
+    profile_allows: dict          # direction -> [Box]
+    log_rules: bool = False
+
+
+def _restrict(region: list, barriers: list) -> tuple[list, bool]:
+    """region ∩ (¬blocks ∪ escapes) for every barrier; says whether anything was cut."""
+    changed = False
+    # intersection commutes: cut by whole-subject barriers first, so the region left often
+    # misses the finer ones (whose complements Cilium may not be able to express)
+    simple = lambda bx: all(b.peer == ANY_PEER and b.l4 == ANY_L4 for b in bx[0])
+    for blocks, escapes in sorted(barriers, key=lambda bx: not simple(bx)):
+        hit = region_inter(region, blocks)
+        if not hit:
+            continue
+        before = region
+        region = region_minus(region, blocks) + region_inter(hit, escapes)
+        try:   # cut for real, or all escaped through Pass rules?
+            changed = changed or (set(before) != set(region)
+                                  and bool(region_minus(before, region)))
+        except NotExpressible:
+            changed = True
+    return region, changed
+
+
+def policy_label(p: Policy) -> str:
+    return p.source.describe()
+
+
+def sorted_tiers(ps: PolicySet) -> list:
+    names = {p.tier for p in ps.policies}
+    tiers = [ps.tier(n) for n in names]
+    return sorted(tiers, key=lambda t: (t.order, t.name))
+
+
+def compile_policies(ps: PolicySet, *, approximate: bool, values: dict | None,
+                     emittable, reports: dict, inventory=None) -> Program:
+    """emittable(box) -> None or a NotExpressible explaining why Cilium cannot say it."""
+    b = Builder(ps, values, inventory)
+    compiled: dict[int, Compiled] = {}
+    order = []
+    for t in sorted_tiers(ps):
+        for p in sorted((p for p in ps.policies if p.tier == t.name), key=Policy.sort_key):
+            order.append((t, p))
+    for t, p in order:
+        rep = reports[id(p)]
+        problems: list = []
+        try:
+            subject = b.subject(p, problems)
+        except (cs.SelectorError, NotExpressible) as e:
+            rep.add(Finding(getattr(e, "code", "bad-selector"), str(e), None, "untranslatable"))
+            subject = []
+        for code, msg in dict.fromkeys(b.notes):
+            rep.add(Finding(code, f"policy selector: {msg}", None, "approximate"))
+        b.notes = []
+        c = Compiled(p, rep, subject, not problems,
+                     tuple(d for d in DIRECTIONS if d.capitalize() in p.types))
+        for e in problems:
+            rep.add(Finding(e.code, f"policy selector: {e.message}", None, "untranslatable"))
+        if problems:
+            # Enforcing it on a superset would put every endpoint of the superset into default
+            # deny (a selector on a filtered label becomes "all pods": a cluster-wide outage),
+            # so the policy is refused instead, loudly: nothing is emitted for it
+            rep.add(Finding("subject-refused", "Cilium cannot select this policy's endpoints "
+                            "exactly, so nothing is emitted for it: those endpoints are not "
+                            "isolated by it in Cilium and any deny it holds is not enforced. "
+                            "Fix the selector (or relabel the pods) before migrating", None,
+                            "untranslatable"))
+        if not subject and not problems and not rep.findings:
+            rep.add(Finding("selects-nothing", "the policy selects no endpoint (e.g. a "
+                            "placeholder value no label can have): nothing to emit", None,
+                            "exact"))
+        for flag, what in ((p.do_not_track, "doNotTrack"), (p.pre_dnat, "preDNAT"),
+                           (p.apply_on_forward, "applyOnForward")):
+            if flag:
+                rep.add(Finding("unsupported-mode", f"{what} policies have no Cilium form",
+                                None, "untranslatable"))
+        compiled[id(p)] = c
+    _equal_orders(order, compiled)
+    prog = Program([compiled[id(p)] for _, p in order], {d: [] for d in DIRECTIONS})
+    for d in DIRECTIONS:
+        _direction(d, order, compiled, b, prog, approximate, emittable)
+    return prog
+
+
+def _equal_orders(order, compiled) -> None:
+    """Calico breaks order ties by name, but the key differs across versions: warn when tied
+    policies can select the same endpoint in the same direction."""
+    for (t1, p1), (t2, p2) in zip(order, order[1:]):
+        if t1 is not t2 or p1.order != p2.order:
+            continue
+        c1, c2 = compiled[id(p1)], compiled[id(p2)]
+        shared = set(c1.directions) & set(c2.directions)
+        rules = [r for p in (p1, p2) for d in shared
+                 for r in (p.ingress if d == "ingress" else p.egress)]
+        if all(r.action == "Allow" for r in rules):
+            continue      # allows are a union: their order cannot matter
+        if any(sel.conj_and(a, b) is not None for a in c1.subject for b in c2.subject):
+            for c, other in ((c1, p2), (c2, p1)):
+                c.report.add(Finding("equal-order", f"same order as {other.source.describe()} "
+                                     "and may select the same endpoints: translated with "
+                                     "ties broken by name", None, "exact"))
+
+
+def _direction(d, order, compiled, b: Builder, prog: Program, approximate, emittable):
+    barriers: list = []            # (blocks, escapes): later allows may not reach blocks∖escapes
+    allowed: list = []             # every allow box emitted so far
+    subjects_all: list = []
+    tier_of = None
+    pass_super: list = []          # Pass regions (superset): cut from later allows in the tier
+    pass_exact: list = []          # Pass regions (subset): escapes, cut from later denies
+    tier_subject: list = []
+
+    def close_tier(tier):
+        if tier is not None and tier.default_action != "Pass":
+            barriers.append(([Box(s) for s in tier_subject], list(pass_exact)))
+
+    for tier, p in order:
+        if tier is not tier_of:
+            close_tier(tier_of)
+            tier_of, pass_super, pass_exact, tier_subject = tier, [], [], []
+        c = compiled[id(p)]
+        if d not in c.directions or not c.subject or not c.subject_exact:
+            continue
+        if p.do_not_track or p.pre_dnat:
+            _untracked(d, p, c, b)
+            continue
+        tier_subject = tier_subject + c.subject
+        subjects_all += c.subject
+        rules = p.ingress if d == "ingress" else p.egress
+        for r in rules:
+            label = f"{d}[{r.index}]"
+            problems: list = []
+            b.notes = []
+            try:
+                boxes = b.rule_boxes(p, c.subject, r, d, problems)
+            except (cs.SelectorError, NotExpressible) as e:
+                c.report.add(Finding(getattr(e, "code", "bad-selector"), str(e), label,
+                                     "untranslatable"))
+                boxes, problems = [Box(s) for s in c.subject], [e]
+            exact = not problems and c.subject_exact
+            for code, msg in dict.fromkeys(b.notes):
+                c.report.add(Finding(code, msg, label, "approximate"))
+            why = "; ".join(dict.fromkeys(getattr(e, "message", str(e)) for e in problems))
+            try:
+                code = next((getattr(e, "code", "bad-selector") for e in problems),
+                            "policy-selector")
+                _rule(d, r, label, boxes, exact, why, c, approximate, emittable, barriers,
+                      allowed, pass_super, pass_exact, prog, code)
+            except NotExpressible as e:
+                c.report.add(Finding(e.code, e.message, label, "untranslatable"))
+    close_tier(tier_of)
+    # profiles: allow what passed every tier, where some policy selects the pod
+    try:
+        pods = [sel.conj_and(s, sel.conj({KIND: _pos("pod")})) for s in subjects_all]
+        region, _ = _restrict([Box(s) for s in sel._absorb([s for s in pods if s is not None])],
+                              barriers)
+        prog.profile_allows[d] = [x for x in region if emittable(x) is None]
+    except NotExpressible:
+        prog.profile_allows[d] = []
+        for c in prog.compiled:
+            if d in c.directions:
+                c.report.add(Finding("profile-too-complex", "the implicit profile allow after "
+                                     "the last tier could not be expressed; traffic Calico "
+                                     "passes to profiles is dropped", None, "untranslatable"))
+
+
+def _regex(text: str) -> str:
+    return re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", text)
+
+
+def _with_http(region: list, http, c: Compiled, label: str) -> list:
+    """Approximate mode: Calico's HTTP match as Cilium L7 rules (methods OR, paths OR, both
+    ANDed; exact paths as a full-match regex, prefixes with '.*'). Cilium needs TCP ports."""
+    paths = [(_regex(v) if kind == "exact" else _regex(v) + ".*") for kind, v in http.paths]
+    rules = tuple((m, p) for m in (http.methods or (None,)) for p in (paths or [None]))
+    out = []
+    for x in region:
+        if x.l4.proto == "TCP" and (x.l4.ports or x.l4.named):   # L7 cannot use port 0
+            out.append(Box(x.subject, x.peer, dataclasses.replace(x.l4, http=rules)))
+        else:
+            out.append(x)
+            c.report.add(Finding("http", "HTTP match needs TCP ports in Cilium: allowed at "
+                                 "L4 only", label, "approximate"))
+    return out
+
+
+def _untracked(d, p: Policy, c: Compiled, b: Builder) -> None:
+    """doNotTrack / preDNAT policies run before the normal tiers and have no end-of-tier
+    drop: keep only their exact Deny rules (a deny wins in Cilium too); their
+    allows (which bypass the normal policies) are left out, so access can only shrink."""
+    for r in (p.ingress if d == "ingress" else p.egress):
+        problems: list = []
+        try:
+            boxes = b.rule_boxes(p, c.subject, r, d, problems)
+        except (cs.SelectorError, NotExpressible):
+            continue
+        if r.action == "Deny" and not problems and c.subject_exact:
+            c.denies[d].extend((x, f"{d}[{r.index}]") for x in boxes)
+
+
+def _rule(d, r, label, boxes, exact, why, c: Compiled, approximate, emittable, barriers,
+          allowed, pass_super, pass_exact, prog, code="inexact"):
+    if r.action == "Log":
+        prog.log_rules = True
+        c.report.add(Finding("log", "Log rule dropped: Cilium has no Log action; Hubble "
+                             "records flows instead", label, "approximate"))
+        return
+    if r.action == "Pass":
+        pass_super.extend(boxes)
+        if exact:
+            pass_exact.extend(boxes)
+        else:
+            c.report.add(Finding(code, f"Pass rule not exact ({why}): flows it "
+                                 "passes are treated as dropped", label, "untranslatable"))
+        return
+    if r.action == "Allow":
+        if not exact and not approximate:
+            c.report.add(Finding(code, f"Allow rule not translated ({why}); its flows are "
+                                 "dropped", label, "untranslatable"))
+            return
+        try:
+            region = region_minus(boxes, pass_super)
+            region, cut = _restrict(region, barriers)
+        except NotExpressible as e:
+            c.report.add(Finding(e.code, f"Allow rule not translated: earlier rules cut it in a"
+                                 f" way Cilium cannot express ({e.message})", label,
+                                 "untranslatable"))
+            return
+        c.restricted |= cut
+        bad = [emittable(x) for x in region]
+        if any(bad):
+            e = next(x for x in bad if x)
+            c.report.add(Finding(e.code, f"Allow rule not translated: {e.message}", label,
+                                 "untranslatable"))
+            return
+        if not exact:
+            c.report.add(Finding(code, f"Allow rule widened ({why})", label, "approximate"))
+            if r.http is not None:
+                region = _with_http(region, r.http, c, label)
+        c.allows[d].extend((x, label) for x in region)
+        allowed.extend(region)
+        return
+    if r.action != "Deny":
+        c.report.add(Finding("bad-action", f"unknown action {r.action}", label,
+                             "untranslatable"))
+        return
+    # Deny
+    if exact or approximate:
+        try:
+            region = region_minus(region_minus(boxes, pass_exact), allowed)
+            if all(emittable(x) is None for x in region):
+                c.denies[d].extend((x, label) for x in region)
+                if not exact:
+                    c.report.add(Finding(code, f"Deny rule widened ({why})", label,
+                                         "approximate"))
+                return
+        except NotExpressible:
+            pass
+    # barrier: the subject is in default deny; later allows are kept out of this rule's
+    # (superset) region, except what an earlier Pass of the tier let through
+    barriers.append((list(boxes), list(pass_exact)))
+    if not exact:
+        c.report.add(Finding(code, f"Deny rule not exact ({why}): enforced on a "
+                             "superset by default deny and by narrowing later allows", label,
+                             "untranslatable"))

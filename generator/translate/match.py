@@ -1,0 +1,340 @@
+"""Calico rules -> boxes (subject x peer x L4), exact or a superset with the reasons.
+
+Every field of a rule is read here and nowhere else; a field that has no Cilium form is
+recorded as a problem (NotExpressible) and replaced by "anything" (a superset), so the
+compiler can decide what is safe to emit. Fields the translator does not know are problems
+too: ignoring a match would widen an Allow.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from ..calico.model import EntityRule, Policy, PolicySet, Rule
+from . import selectors as sel
+from .region import ANY_PEER, ALL_PORTS, FULL, Box, L4, Peer, make_nets
+from .selectors import KIND, NS_KEY, NSL_PREFIX, SA_KEY, Constraint, Context, NotExpressible
+
+PROTO_NAMES = {"tcp": "TCP", "udp": "UDP", "sctp": "SCTP", "icmp": "ICMP", "icmpv6": "ICMPv6",
+               "udplite": "UDPLite"}
+# ranges a cluster may use when no inventory says which (pods, nodes)
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+PROTO_NUMBERS = {6: "TCP", 17: "UDP", 132: "SCTP", 1: "ICMP", 58: "ICMPv6", 136: "UDPLite"}
+
+
+def _pos(*vals) -> Constraint:
+    return Constraint(True, frozenset(vals))
+
+
+def _ns(name: str, problems: list | None = None) -> Constraint:
+    """A placeholder namespace ('${var.ns}') matches nothing; reported when problems given."""
+    return Constraint(True, sel._checked({name}, Context(problems=problems)))
+
+
+def _proto(p, problems: list) -> str | None:
+    if p is None:
+        return None
+    if isinstance(p, int) or (isinstance(p, str) and p.isdigit()):
+        name = PROTO_NUMBERS.get(int(p))
+    else:
+        name = PROTO_NAMES.get(str(p).lower())
+    if name is None or name == "UDPLite":
+        problems.append(NotExpressible("protocol", f"protocol {p} has no Cilium form "
+                                                   "(TCP, UDP, SCTP, ICMP only)"))
+        return None
+    return name
+
+
+class Builder:
+    """Turns one Calico policy's subject and rules into boxes (exact, or superset + problems)."""
+
+    def __init__(self, ps: PolicySet, values: dict | None, inventory=None):
+        self.ps = ps
+        self.values = values
+        self.inventory = inventory
+        self.notes: list = []        # (code, message) approximations taken for the last rule
+        self.has_heps = bool(ps.host_endpoints)
+
+    def families(self) -> set:
+        """IP versions the cluster uses (from the inventory); unknown without one."""
+        if self.inventory is None or not self.inventory.cidrs:
+            return {4, 6}
+        import ipaddress
+        return {ipaddress.ip_network(c.cidr, strict=False).version
+                for c in self.inventory.cidrs}
+
+    def ctx(self, problems: list, space="pod") -> Context:
+        return Context(space, self.values, True, problems, self.notes)
+
+    def dnf(self, text, problems, space="pod") -> list:
+        return sel.to_dnf(text, self.ctx(problems, space))
+
+    def subject(self, p: Policy, problems: list) -> list:
+        d = self.dnf(p.selector, problems)
+        if p.namespace:
+            c = sel.conj({NS_KEY: _ns(p.namespace, problems), KIND: _pos("pod")})
+            scope = [] if c is None else [c]
+        elif p.namespace_selector is not None:
+            scope = sel.dnf_and(self.dnf(p.namespace_selector, problems, "namespace"),
+                                [sel.conj({KIND: _pos("pod")})])
+        else:
+            kinds = ("pod", "hep") if self.has_heps else ("pod",)
+            scope = [sel.conj({KIND: _pos(*kinds)})]
+        if p.service_account_selector:
+            problems.append(NotExpressible(
+                "serviceaccount-labels",
+                "serviceAccountSelector selects ServiceAccount labels: no Cilium form"))
+        return sel.dnf_and(d, scope)
+
+    def _scope(self, e: EntityRule, p: Policy, problems: list) -> list:
+        if e.namespace_selector is not None:
+            ns = self.dnf(e.namespace_selector, problems, "namespace")
+            out = []
+            for c in ns:
+                if KIND not in dict(c):
+                    # a namespace selector selects things in a namespace: pods and namespaced
+                    # network sets (global() is the way to name the others)
+                    c = sel.conj_and(c, sel.conj({KIND: _pos("pod", "netset"),
+                                                  NS_KEY: Constraint(False, frozenset({None}))}))
+                if c is not None:
+                    out.append(c)
+            return out
+        if p.namespace:
+            c = sel.conj({NS_KEY: _ns(p.namespace), KIND: _pos("pod", "netset")})
+            return [] if c is None else [c]
+        return [()]
+
+    def endpoints(self, e: EntityRule, p: Policy, problems: list) -> list | None:
+        """DNF of endpoints an entity rule selects by labels; None if it has no label part."""
+        if not (e.selector or e.not_selector or e.namespace_selector is not None
+                or e.service_accounts):
+            return None
+        d = self.dnf(e.selector, problems)
+        if e.not_selector:
+            d = sel.dnf_minus(d, self.dnf(e.not_selector, problems))
+        if e.service_accounts:
+            if e.service_accounts.names:
+                d = sel.dnf_and(d, [sel.conj({SA_KEY: _pos(*e.service_accounts.names),
+                                             KIND: _pos("pod")})])
+            if e.service_accounts.selector:
+                problems.append(NotExpressible(
+                    "serviceaccount-labels",
+                    "serviceAccounts.selector selects ServiceAccount labels: no Cilium form"))
+        return sel.dnf_and(d, self._scope(e, p, problems))
+
+    def peers(self, e: EntityRule, p: Policy, problems: list) -> list[Peer]:
+        _unknown_fields(e, KNOWN_ENTITY_FIELDS, problems)
+        if getattr(e, "domains", ()):
+            problems.append(NotExpressible("domains", "domains (DNS names) need Cilium toFQDNs "
+                                                      "with a DNS proxy rule: not translated"))
+            return [ANY_PEER]
+        if e.services is not None:
+            problems.append(NotExpressible("services", "services match: needs the Service from"
+                                                       " an inventory (--from) to translate"))
+            return [ANY_PEER]
+        eps = self.endpoints(e, p, problems)
+        if e.nets or e.not_nets:
+            if not e.nets:
+                # any address but these: every endpoint, every other address, the hosts
+                if eps is not None:
+                    problems.append(NotExpressible("selector-and-nets",
+                                                   "selector AND notNets in one rule side"))
+                return self._not_nets(e.not_nets, problems)
+            if eps is not None:
+                problems.append(NotExpressible("selector-and-nets",
+                                               "selector AND nets in one rule side"))
+            return [make_nets(e.nets, e.not_nets)]
+        if eps is None:
+            return [ANY_PEER]
+        out: list[Peer] = []
+        for c in eps:
+            out.extend(self._resolve_netsets(c, problems))
+        return out
+
+    def cluster_ranges(self) -> list:
+        """Pod/node ranges from the inventory; without one, every private range (a cluster may
+        use any of them, so checks against these err towards reporting)."""
+        if self.inventory is None:
+            return [ipaddress.ip_network(c) for c in PRIVATE_RANGES]
+        return sorted({ipaddress.ip_network(c.cidr, strict=False) for c in self.inventory.cidrs
+                       if c.role in ("pod", "node", "ippool", "flannel")},
+                      key=lambda n: (n.version, n))
+
+    def _not_nets(self, not_nets, problems: list) -> list[Peer]:
+        """Calico notNets alone: every address but these, pods and hosts included. Exact when
+        the excluded ranges miss the cluster (all pods and hosts match) or hold all of it (none
+        does); a partial overlap excludes some pods by address, which Cilium cannot say."""
+        nets = Peer("nets", nets=make_nets(("0.0.0.0/0", "::/0"), not_nets).nets, user=False)
+        excl = [ipaddress.ip_network(x, strict=False) for x in not_nets]
+        ranges = self.cluster_ranges()
+        hit = [r for r in ranges if any(r.version == x.version and r.overlaps(x) for x in excl)]
+        if not hit:
+            return [FULL["sel"], FULL["reserved"], nets]
+        if self.inventory is not None and all(
+                any(r.version == x.version and r.subnet_of(x) for x in excl) for r in ranges):
+            return [nets]
+        problems.append(NotExpressible(
+            "not-nets-cluster", f"notNets overlap {', '.join(map(str, hit))}"
+            f"{'' if self.inventory is not None else ' (private ranges: no inventory)'}: "
+            "pods and nodes in those ranges are excluded by address, which Cilium cannot "
+            "express"))
+        return [ANY_PEER]
+
+    def _resolve_netsets(self, c, problems: list) -> list[Peer]:
+        """Network sets are address ranges: a selector that can match them becomes their nets
+        (an address peer, like Calico nets) plus the endpoint part of the selector."""
+        kind = dict(c).get(KIND)
+        if kind is not None and not kind.matches("netset"):
+            return [Peer("sel", conj=c)]
+        ns_labels = {n.name: n.labels for n in (self.inventory.namespaces
+                                                if self.inventory is not None else ())}
+        nets = set()
+        for ns in self.ps.network_sets:
+            labels = {**ns.labels, KIND: "netset"}
+            if ns.namespace:
+                labels[NS_KEY] = ns.namespace
+                labels.update({NSL_PREFIX + k: v
+                               for k, v in ns_labels.get(ns.namespace, {}).items()})
+            if not sel.matches(c, labels):
+                continue
+            nets.update(ns.nets)
+            if ns.allowed_egress_domains:
+                problems.append(NotExpressible(
+                    "netset-domains", f"{ns.source.describe()} lists allowedEgressDomains "
+                    "(Cilium toFQDNs needs a DNS proxy rule): not translated"))
+        out = [make_nets(sorted(nets))] if nets else []
+        rest = sel.conj_and(c, sel.conj({KIND: _pos("pod", "hep")}))
+        if rest is not None:
+            out.append(Peer("sel", conj=rest))
+        return out
+
+    def service(self, e: EntityRule, p: Policy):
+        """(peers, l4s) for a `services` match, from the inventory's Service; None if unknown
+        or selector-less (its endpoints are not pods we can select)."""
+        ns = e.services.namespace or p.namespace
+        for s in (self.inventory.services if self.inventory is not None else ()):
+            if s.name != e.services.name or s.namespace != ns or not s.selector:
+                continue
+            c = sel.conj({**{k: _pos(v) for k, v in s.selector.items()},
+                          NS_KEY: _pos(ns), KIND: _pos("pod")})
+            l4s = []
+            for sp in s.ports:
+                proto = str(sp.get("protocol", "TCP")).upper()
+                tp = sp.get("targetPort", sp.get("port"))
+                if isinstance(tp, int) or str(tp).isdigit():
+                    l4s.append(L4(proto, ((int(tp), int(tp)),)))
+                elif tp:
+                    l4s.append(L4(proto, None, (str(tp),)))
+            return ([Peer("sel", conj=c)] if c is not None else []), l4s or [L4()]
+        return None
+
+    def l4s(self, r: Rule, problems: list) -> list[L4]:
+        _unknown_fields(r, KNOWN_RULE_FIELDS, problems)
+        proto = _proto(r.protocol, problems)
+        if r.not_protocol is not None:
+            problems.append(NotExpressible("not-protocol", "notProtocol has no Cilium form"))
+        if r.not_icmp is not None:
+            problems.append(NotExpressible("not-icmp", "notICMP has no Cilium form"))
+        if r.http is not None:
+            problems.append(NotExpressible("http", "HTTP match (L7) not translated exactly"))
+        for side in (r.source, r.destination):
+            if side is (r.source) and (side.ports or side.not_ports):
+                problems.append(NotExpressible("source-ports",
+                                               "source ports have no Cilium form"))
+        if proto in ("ICMP", "ICMPv6") or r.icmp is not None:
+            t = r.icmp.type if r.icmp else None
+            if r.icmp is not None and r.icmp.code is not None:
+                problems.append(NotExpressible("icmp-code", "ICMP code has no Cilium form"))
+            return [L4(proto, None, None, t)]
+        dst = r.destination
+        if not (dst.ports or dst.not_ports):
+            return [L4(proto)]
+        if proto not in ("TCP", "UDP", "SCTP"):
+            problems.append(NotExpressible("ports-without-protocol",
+                                           "ports need protocol TCP, UDP or SCTP"))
+            return [L4(proto)]
+        nums = tuple(sorted((pr.first, pr.last) for pr in dst.ports if not pr.is_named))
+        named = tuple(sorted(pr.name for pr in dst.ports if pr.is_named))
+        out = []
+        if nums or not dst.ports:
+            iv = _merge(nums) if nums else ALL_PORTS
+            not_nums = tuple((pr.first, pr.last) for pr in dst.not_ports if not pr.is_named)
+            from .region import _iv_minus
+            iv = _iv_minus(iv, not_nums)
+            if iv:
+                out.append(L4(proto, iv))
+        if named:
+            out.append(L4(proto, None, named))
+        if any(pr.is_named for pr in dst.not_ports):
+            problems.append(NotExpressible("named-not-ports", "named notPorts: no exact form"))
+        return out
+
+    def rule_boxes(self, p: Policy, subject: list, r: Rule, d: str, problems: list) -> list[Box]:
+        peer_side, local_side = (r.source, r.destination) if d == "ingress" else \
+            (r.destination, r.source)
+        local = LocalSide(local_side)
+        subj = subject
+        eps = self.endpoints(local.entity, p, problems)
+        if eps is not None:
+            subj = sel.dnf_and(subj, eps)
+        if local_side.nets or local_side.not_nets:
+            problems.append(NotExpressible("local-nets", "nets on the policy's own endpoint "
+                                                         "side have no Cilium form"))
+        svc = self.service(peer_side, p) if peer_side.services is not None else None
+        if svc is not None:
+            peers, l4s = svc
+            self.notes.append(("services", "services match translated to the Service's "
+                               "backend pods and target ports (Cilium enforces after load "
+                               "balancing)"))
+        else:
+            peers = self.peers(peer_side, p, problems)
+            l4s = self.l4s(r, problems)
+        if r.ip_version is not None and any(x.kind != "nets" for x in peers) \
+                and not any(x.proto in ("ICMP", "ICMPv6") for x in l4s) \
+                and self.families() != {r.ip_version}:
+            problems.append(NotExpressible("ip-version", f"ipVersion {r.ip_version} only "
+                                                         "narrows address peers in Cilium"))
+        return [Box(s, q, x) for s in subj for q in peers for x in l4s]
+
+
+@dataclass
+class LocalSide:
+    """The policy's own side of a rule (destination for ingress, source for egress): only its
+    label parts restrict the subject; its ports are handled as L4."""
+    raw: EntityRule
+
+    @property
+    def entity(self) -> EntityRule:
+        r = self.raw
+        return EntityRule(selector=r.selector, not_selector=r.not_selector,
+                          namespace_selector=r.namespace_selector,
+                          service_accounts=r.service_accounts)
+
+
+KNOWN_ENTITY_FIELDS = {"nets", "not_nets", "selector", "not_selector", "namespace_selector",
+                       "ports", "not_ports", "service_accounts", "services", "domains"}
+KNOWN_RULE_FIELDS = {"action", "index", "protocol", "not_protocol", "icmp", "not_icmp",
+                     "ip_version", "source", "destination", "http"}
+
+
+def _unknown_fields(obj, known: set, problems: list) -> None:
+    """A match field this translator does not know (added to the model later) must not be
+    silently ignored: ignoring a match widens an Allow."""
+    import dataclasses
+    for f in dataclasses.fields(obj):
+        if f.name not in known and getattr(obj, f.name) != f.default and \
+                getattr(obj, f.name) != (f.default_factory() if f.default_factory
+                                         is not dataclasses.MISSING else None):
+            problems.append(NotExpressible("unknown-field", f"{f.name} is not translated"))
+
+
+def _merge(iv):
+    out = []
+    for lo, hi in sorted(iv):
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(hi, out[-1][1]))
+        else:
+            out.append((lo, hi))
+    return tuple(out)
+
+
