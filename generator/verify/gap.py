@@ -57,9 +57,13 @@ class WaveGap:
             shown = ", ".join(g.pods[:5]) + (f" (+{len(g.pods) - 5})" if len(g.pods) > 5 else "")
             lines.append(f"| {g.policy} | {', '.join(g.directions)} | {len(g.pods)}: {shown} "
                          f"| {', '.join(g.nodes)} |")
-        lines += ["", "Also: Calico rules on unswitched nodes that select these pods by label no "
-                  "longer match their new addresses (ingress from them to Calico pods is denied "
-                  "unless an allow for the Cilium pod CIDR bridges it)."]
+        # libcalico-go builds workload endpoints from Pod objects and, without Calico's IPAM
+        # annotation, takes their addresses from status.podIPs: Calico on unswitched nodes keeps
+        # matching switched pods by label at their new addresses. Only their own policy is lost.
+        lines += ["", "Calico on unswitched nodes still matches these pods by label at their new "
+                  "addresses (it reads them from the Pod objects), so policies of pods that are "
+                  "not switched yet keep their meaning; what is lost is the switched pods' own "
+                  "ingress and egress policy, listed above."]
         return "\n".join(lines) + "\n"
 
 
