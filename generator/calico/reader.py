@@ -799,6 +799,16 @@ def read_policies(loaded: list[Loaded], *, strict: bool = False) -> PolicySet:
     instead of a Skipped entry.
     """
     ps = PolicySet()
+    for item in loaded:  # kinds, apiVersions and names are used as keys below: strings only
+        o = item.obj
+        meta = o.get("metadata")
+        for what, value in (("kind", o.get("kind")), ("apiVersion", o.get("apiVersion")),
+                            ("metadata.name", meta.get("name") if isinstance(meta, dict) else None),
+                            ("metadata.namespace",
+                             meta.get("namespace") if isinstance(meta, dict) else None)):
+            if value is not None and not isinstance(value, str):
+                raise UserError(f"{what} must be a string, not {type(value).__name__}",
+                                file=item.where, field=what)
     known_tiers = set()
     for item in loaded:
         o = item.obj

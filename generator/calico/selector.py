@@ -465,7 +465,41 @@ def parse(text: str | None) -> Node:
         return All()
     if not isinstance(text, str):
         raise SelectorError(f"selector must be a string, not {type(text).__name__}", 0, str(text))
-    return _Parser(text).parse()
+    _check_depth(text)
+    try:
+        return _Parser(text).parse()
+    except RecursionError:  # belt and braces: _check_depth should have refused it
+        raise SelectorError("selector nested too deeply (not supported)", 0, text) from None
+
+
+MAX_DEPTH = 150
+
+
+def _check_depth(text: str) -> None:
+    """Refuse absurd nesting up front. Calico's Go parser has no limit, but this recursive parser
+    (and every walk over the tree) would hit Python's recursion limit near 330 levels and crash
+    with a traceback; no real selector nests deeper than a handful. The tree's depth is bounded
+    by the open parentheses plus the run of prefix '!' in front of the current term."""
+    parens = run = 0
+    quote = None
+    for i, ch in enumerate(text):
+        if quote:
+            if ch == quote:
+                quote = None
+            continue
+        if ch in "'\"":
+            quote, run = ch, 0
+        elif ch == "(":
+            parens += 1
+        elif ch == ")":
+            parens, run = max(parens - 1, 0), 0
+        elif ch == "!" and text[i + 1:i + 2] != "=":
+            run += 1
+        elif ch not in WHITESPACE:
+            run = 0
+        if parens + run > MAX_DEPTH:
+            raise SelectorError(f"selector nested more than {MAX_DEPTH} levels deep "
+                                "(not supported)", i, text)
 
 
 def validate(text: str) -> None:
@@ -616,3 +650,21 @@ def prefixed(node: Node, prefix: str) -> Node:
     if t is Has:
         return Has(prefix + node.key)
     return t(prefix + node.key, node.value)
+
+
+def pinned_values(node: Node, key: str) -> frozenset | None:
+    """The values `key` must have for the selector to match, when a conjunct pins it
+    (`key == 'v'` or `key in {...}`, at the top or in nested ANDs); None when it is not
+    pinned. Lets callers evaluate a selector only on the endpoints that can match (e.g. one
+    namespace out of thousands)."""
+    pinned = None
+    todo = [node]
+    while todo:
+        op = todo.pop()
+        t = type(op)
+        if t is And:
+            todo.extend(op.operands)
+        elif (t is Equals or t is In) and op.key == key:
+            vals = frozenset((op.value,) if t is Equals else op.values)
+            pinned = vals if pinned is None else pinned & vals
+    return pinned
