@@ -28,12 +28,19 @@ APPS = ("web", "api", "worker", "db", "cache", "queue", "auth", "search", "billi
 TIERS = (("security", 100), ("platform", 200), ("application", 500))
 
 
+def pod_net(n_nodes: int) -> tuple[int, str]:
+    """(second octet of the first node's /24, cluster pod CIDR). 10.244.0.0/14 holds 1,024
+    node /24s; size L (5,000 nodes) needs a /11 (10.64.0.0/11, clear of services 10.96/12)."""
+    return (244, "10.244.0.0/14") if n_nodes <= 1024 else (64, "10.64.0.0/11")
+
+
 def lst(items: list[dict]) -> dict:
     return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
 
 
 def nodes(rng: random.Random, n: int) -> list[dict]:
     out = []
+    base = pod_net(n)[0]
     for i in range(n):
         cp = i < 3
         name = f"cp-{i}" if cp else f"node-{i:05d}"
@@ -44,8 +51,8 @@ def nodes(rng: random.Random, n: int) -> list[dict]:
         out.append({
             "apiVersion": "v1", "kind": "Node",
             "metadata": {"name": name, "labels": labels},
-            "spec": {"podCIDR": f"10.{244 + i // 256}.{i % 256}.0/24",
-                     "podCIDRs": [f"10.{244 + i // 256}.{i % 256}.0/24"]},
+            "spec": {"podCIDR": f"10.{base + i // 256}.{i % 256}.0/24",
+                     "podCIDRs": [f"10.{base + i // 256}.{i % 256}.0/24"]},
             "status": {"addresses": [{"type": "InternalIP",
                                       "address": f"172.{16 + i // 65536}.{(i // 256) % 256}.{i % 256}"},
                                      {"type": "Hostname", "address": name}],
@@ -69,6 +76,7 @@ def build(size: str, seed: int = 7) -> dict[str, dict]:
     ns_objs += [{"apiVersion": "v1", "kind": "Namespace",
                  "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}}
                 for ns in ("kube-system", "default")]
+    base = pod_net(n_nodes)[0]
     pods, sas, svcs, pdbs = [], [], [], []
     seen_sa = set()
     for i in range(n_pods):
@@ -106,8 +114,8 @@ def build(size: str, seed: int = 7) -> dict[str, dict]:
                                                {"name": "metrics", "containerPort": 9090,
                                                 "protocol": "TCP"}]}]},
             "status": {"phase": "Running",
-                       "podIP": f"10.{244 + (i % len(workers) + 3) // 256}.{(i % len(workers) + 3) % 256}.{i // len(workers) % 250 + 2}",
-                       "podIPs": [{"ip": f"10.{244 + (i % len(workers) + 3) // 256}.{(i % len(workers) + 3) % 256}.{i // len(workers) % 250 + 2}"}]},
+                       "podIP": f"10.{base + (i % len(workers) + 3) // 256}.{(i % len(workers) + 3) % 256}.{i // len(workers) % 250 + 2}",
+                       "podIPs": [{"ip": f"10.{base + (i % len(workers) + 3) // 256}.{(i % len(workers) + 3) % 256}.{i // len(workers) % 250 + 2}"}]},
         })
     # Canal itself: one pod per node, owned by the DaemonSet
     for n in node_objs:
@@ -228,6 +236,7 @@ def policies_for(rng: random.Random, n: int, namespaces: list[str]) -> dict[str,
 
 def cni_objects(n_nodes: int) -> list[dict]:
     """The Canal objects the detector looks at (trimmed copies of the real manifest's)."""
+    net = pod_net(n_nodes)[1]
     return [
         {"apiVersion": "apps/v1", "kind": "DaemonSet",
          "metadata": {"name": "canal", "namespace": "kube-system", "labels": {"k8s-app": "canal"}},
@@ -252,7 +261,7 @@ def cni_objects(n_nodes: int) -> list[dict]:
         {"apiVersion": "v1", "kind": "ConfigMap",
          "metadata": {"name": "canal-config", "namespace": "kube-system"},
          "data": {"canal_iface": "", "masquerade": "true",
-                  "net-conf.json": '{\n  "Network": "10.244.0.0/14",\n  "Backend": {\n    "Type": "vxlan"\n  }\n}\n'}},
+                  "net-conf.json": '{\n  "Network": "' + net + '",\n  "Backend": {\n    "Type": "vxlan"\n  }\n}\n'}},
         {"apiVersion": "v1", "kind": "ConfigMap",
          "metadata": {"name": "kubeadm-config", "namespace": "kube-system"},
          "data": {"ClusterConfiguration": "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n"

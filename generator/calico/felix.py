@@ -43,7 +43,7 @@ from functools import lru_cache
 
 from ..verify.model import Endpoint, Flow, Verdict
 from .model import EntityRule, HostEndpoint, NetworkSet, Policy, PolicySet, Rule
-from .selector import Node, parse, prefixed
+from .selector import Node, parse, pinned, prefixed
 
 NS_LABEL = "projectcalico.org/namespace"
 SA_LABEL = "projectcalico.org/serviceaccount"
@@ -280,6 +280,7 @@ class FelixModel:
         self._infos: dict = {}
         self._pairs: dict = {}
         self._netset_cache: dict = {}
+        self._tier_index: list | None = None    # see _candidates
 
     # ---- labels as Felix sees them ------------------------------------------------------
 
@@ -465,7 +466,7 @@ class FelixModel:
         if labels is not None:
             attr = "ingress" if direction == "ingress" else "egress"
             typ = "Ingress" if direction == "ingress" else "Egress"
-            for tier, pols in self.tier_policies:
+            for tier, pols in self._candidates(labels):
                 sel = [(cp, getattr(cp, attr)) for cp in pols
                        if typ in cp.policy.types and cp.selector.evaluate(labels)]
                 if sel:
@@ -481,6 +482,37 @@ class FelixModel:
         got = (out, tuple(notes))
         info.chains[direction] = got
         return got
+
+    def _candidates(self, labels: dict):
+        """tier_policies cut down to the policies that can select an endpoint with these
+        labels, in order. A policy whose selector pins a label (`k == 'v'`, `k in {...}`)
+        cannot match an endpoint without one of those values, so each policy is filed under
+        one pinned label (the namespace when pinned: namespaced policies always are) and an
+        endpoint evaluates only the policies filed under its own values plus the unpinned
+        ones: with thousands of namespaces and apps, not every policy for every endpoint."""
+        if self._tier_index is None:
+            self._tier_index = []
+            for tier, pols in self.tier_policies:
+                open_, index = [], {}
+                for i, cp in enumerate(pols):
+                    pins = pinned(cp.selector)
+                    key = NS_LABEL if NS_LABEL in pins else min(pins, default=None)
+                    if key is None:
+                        open_.append(i)
+                        continue
+                    by_value = index.setdefault(key, {})
+                    for v in pins[key]:
+                        by_value.setdefault(v, []).append(i)
+                self._tier_index.append((tier, pols, open_, index))
+        out = []
+        for tier, pols, open_, index in self._tier_index:
+            idx = set(open_)
+            for key, by_value in index.items():
+                v = labels.get(key)
+                if v is not None:
+                    idx.update(by_value.get(v, ()))
+            out.append((tier, pols if len(idx) == len(pols) else [pols[i] for i in sorted(idx)]))
+        return out
 
     def _pair_chain(self, direction: str, flow: Flow, si: "_EpInfo", di: "_EpInfo"):
         """The endpoint's chain for this (source, destination) pair, as a list of tiers of

@@ -652,19 +652,23 @@ def prefixed(node: Node, prefix: str) -> Node:
     return t(prefix + node.key, node.value)
 
 
-def pinned_values(node: Node, key: str) -> frozenset | None:
-    """The values `key` must have for the selector to match, when a conjunct pins it
-    (`key == 'v'` or `key in {...}`, at the top or in nested ANDs); None when it is not
-    pinned. Lets callers evaluate a selector only on the endpoints that can match (e.g. one
-    namespace out of thousands)."""
-    pinned = None
+def pinned(node: Node) -> dict[str, frozenset]:
+    """{key: the values it must have for the selector to match}, for every key a conjunct pins
+    (`key == 'v'` or `key in {...}`, at the top or in nested ANDs). Lets callers evaluate a
+    selector only on the endpoints that can match (e.g. one namespace out of thousands)."""
+    out: dict[str, frozenset] = {}
     todo = [node]
     while todo:
         op = todo.pop()
         t = type(op)
         if t is And:
             todo.extend(op.operands)
-        elif (t is Equals or t is In) and op.key == key:
+        elif t is Equals or t is In:
             vals = frozenset((op.value,) if t is Equals else op.values)
-            pinned = vals if pinned is None else pinned & vals
-    return pinned
+            out[op.key] = out[op.key] & vals if op.key in out else vals
+    return out
+
+
+def pinned_values(node: Node, key: str) -> frozenset | None:
+    """The values `key` must have for the selector to match (see pinned); None: not pinned."""
+    return pinned(node).get(key)

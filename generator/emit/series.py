@@ -70,10 +70,13 @@ def message(subject: str, body: str, trailer_lines: dict[str, str]) -> str:
 def series_trees(commits: list[Commit], input_digest: str, meta: dict) -> list[dict[str, bytes]]:
     """Tree of each wave: the rendered tree, plus PR files up to this wave, plus state.json."""
     trees = []
+    # encoded once: every later tree shares the same bytes object (PR texts can be tens of MB,
+    # and fast_import skips a path whose content `is` the previous tree's)
+    prs = [c.pr_description.encode() for c in commits]
     for i, c in enumerate(commits):
         tree = dict(c.tree)
-        for earlier in commits[:i + 1]:
-            tree.setdefault(pr_path(earlier.wave.number), earlier.pr_description.encode())
+        for earlier, pr in zip(commits[:i + 1], prs):
+            tree.setdefault(pr_path(earlier.wave.number), pr)
         tree.pop(STATE_PATH, None)
         trees.append(tree)
     waves = [{"number": c.wave.number, "key": c.wave.key, "subject": c.subject,

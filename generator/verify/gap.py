@@ -57,13 +57,9 @@ class WaveGap:
             shown = ", ".join(g.pods[:5]) + (f" (+{len(g.pods) - 5})" if len(g.pods) > 5 else "")
             lines.append(f"| {g.policy} | {', '.join(g.directions)} | {len(g.pods)}: {shown} "
                          f"| {', '.join(g.nodes)} |")
-        # libcalico-go builds workload endpoints from Pod objects and, without Calico's IPAM
-        # annotation, takes their addresses from status.podIPs: Calico on unswitched nodes keeps
-        # matching switched pods by label at their new addresses. Only their own policy is lost.
-        lines += ["", "Calico on unswitched nodes still matches these pods by label at their new "
-                  "addresses (it reads them from the Pod objects), so policies of pods that are "
-                  "not switched yet keep their meaning; what is lost is the switched pods' own "
-                  "ingress and egress policy, listed above."]
+        lines += ["", "Also: Calico rules on unswitched nodes that select these pods by label no "
+                  "longer match their new addresses (ingress from them to Calico pods is denied "
+                  "unless an allow for the Cilium pod CIDR bridges it)."]
         return "\n".join(lines) + "\n"
 
 
@@ -91,12 +87,60 @@ def selects(policy: Policy, pod, ns_labels: dict[str, dict]) -> bool:
     return True
 
 
+NS_LABEL = "projectcalico.org/namespace"
+
+
+def _classes(inventory) -> dict[str, dict[tuple, list]]:
+    """namespace -> (labels, service account) -> [(index, pod)]: pods a subject selector cannot
+    tell apart (it reads only these and the namespace), so each class is evaluated once."""
+    out: dict[str, dict[tuple, list]] = {}
+    for i, p in enumerate(inventory.pods):
+        if p.host_network:
+            continue
+        key = (tuple(sorted(p.labels.items())), p.service_account or "default")
+        out.setdefault(p.namespace, {}).setdefault(key, []).append((i, p))
+    return out
+
+
+def _select(policy: Policy, classes, ns_labels: dict[str, dict]) -> list:
+    """The pods `selects` is True for, in inventory order, evaluated once per class."""
+    try:
+        sel = calsel.parse(policy.selector)
+        nssel = (calsel.parse(policy.namespace_selector)
+                 if policy.namespace is None and policy.namespace_selector else None)
+    except calsel.SelectorError:
+        return []
+    if policy.namespace is not None:
+        namespaces = [policy.namespace]
+    else:
+        pinned = calsel.pinned_values(sel, NS_LABEL)
+        namespaces = sorted(classes if pinned is None else pinned)
+    hit = []
+    for ns in namespaces:
+        if nssel is not None and not nssel.evaluate(
+                dict(ns_labels.get(ns, {})) | {"projectcalico.org/name": ns}):
+            continue
+        for (labels, sa), members in classes.get(ns, {}).items():
+            if sel.evaluate(dict(labels) | {NS_LABEL: ns, "projectcalico.org/orchestrator": "k8s",
+                                            "projectcalico.org/serviceaccount": sa}):
+                hit.extend(members)
+    hit.sort(key=lambda ip: ip[0])
+    return [p for _, p in hit]
+
+
 def _governing(policy_set: PolicySet, inventory) -> dict[str, tuple[Policy, list]]:
+    """Policy -> the pods it selects. Policies with the same subject share one list object
+    (enforcement_gap relies on that to filter each distinct list once per wave)."""
     ns_labels = {n.name: dict(n.labels) for n in inventory.namespaces}
-    pods = [p for p in inventory.pods if not p.host_network]
+    classes = _classes(inventory)
+    cache: dict[tuple, list] = {}
     out: dict[str, tuple[Policy, list]] = {}
     for pol in policy_set.policies:
-        hit = [p for p in pods if selects(pol, p, ns_labels)]
+        key = (pol.namespace, pol.namespace_selector if pol.namespace is None else None,
+               pol.selector)
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache[key] = _select(pol, classes, ns_labels)
         if hit:
             out[pol.source.describe()] = (pol, hit)
     return out
@@ -115,15 +159,18 @@ def enforcement_gap(plan, inventory, policy_set: PolicySet) -> list[WaveGap]:
         on = set(switched)
         gap = WaveGap(wave.key, wave.number, list(wave.nodes), list(switched))
         lost = set()
+        seen: dict[int, tuple] = {}   # id(pod list) -> (pod names, nodes): shared lists once
         for name in sorted(governing):
             pol, pods = governing[name]
-            here = [p for p in pods if p.node in on]
-            if not here:
+            got = seen.get(id(pods))
+            if got is None:
+                here = [p for p in pods if p.node in on]
+                lost.update((p.namespace, p.name) for p in here)
+                got = seen[id(pods)] = (sorted(f"{p.namespace}/{p.name}" for p in here),
+                                        sorted({p.node for p in here}))
+            if not got[0]:
                 continue
-            lost.update((p.namespace, p.name) for p in here)
-            gap.policies.append(PolicyGap(
-                name, tuple(pol.types), sorted(f"{p.namespace}/{p.name}" for p in here),
-                sorted({p.node for p in here})))
+            gap.policies.append(PolicyGap(name, tuple(pol.types), list(got[0]), list(got[1])))
         gap.unenforced_pods = len(lost)
         gap.governed_pods = len(governed)
         gap.namespaces = sorted({ns for ns, _ in lost})

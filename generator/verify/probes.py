@@ -74,7 +74,8 @@ def pick_probes(policy_set: PolicySet, inventory, felix=None, limit: int = MAX_P
     if chain is not None and len(pods) > MAX_CANDIDATES:
         # keep the pods some policy governs (they carry the verdicts), then a few others
         governed = [e for e in pods if chain(e, "ingress")[0] or chain(e, "egress")[0]]
-        others = [e for e in pods if e not in governed]
+        chosen = {id(e) for e in governed}   # not `in governed`: quadratic in pods
+        others = [e for e in pods if id(e) not in chosen]
         pods = governed[:MAX_CANDIDATES - 8] + others[:8]
     ports = sorted({l4.port for l4 in uni.l4 if l4.protocol == "TCP" and l4.port})
     verdicts: dict[tuple, object] = {}

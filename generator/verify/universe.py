@@ -503,6 +503,28 @@ def _node_matters(cilium_objects: list[dict]) -> bool:
                                    "reserved:remote-node"))
 
 
+def cidr_index(nets: list):
+    """address -> indexes (ascending) of the networks in `nets` that contain it; the same as
+    testing `a in n` for each, but one dict lookup per prefix length in use: universes test
+    every pod against every CIDR of every policy (50,000 pods x 8,000 CIDRs at size L)."""
+    by_len: dict[tuple, dict[int, list[int]]] = {}
+    for i, n in enumerate(nets):
+        by_len.setdefault((n.version, n.prefixlen), {}).setdefault(
+            int(n.network_address), []).append(i)
+    bits = {4: 32, 6: 128}
+    lengths = [(v, found, (1 << bits[v]) - (1 << (bits[v] - plen)))
+               for (v, plen), found in sorted(by_len.items())]
+
+    def containing(a) -> tuple:
+        v, x = a.version, int(a)
+        got = []
+        for lv, found, mask in lengths:
+            if lv == v:
+                got.extend(found.get(x & mask, ()))
+        return tuple(sorted(got))
+    return containing
+
+
 def inventory_universe(inventory, policy_set: PolicySet, cilium_objects: list[dict]) -> Universe:
     """Endpoints of a real cluster, one per class of pods that no selector, CIDR or named port
     of either side can tell apart (weights = pods in the class)."""
@@ -520,12 +542,13 @@ def inventory_universe(inventory, policy_set: PolicySet, cilium_objects: list[di
     def proj(d: dict) -> tuple:
         return frozen_labels({k: v for k, v in (d or {}).items() if k in keys})
 
+    containing = cidr_index(cidrs)
+
     def ip_sig(ip) -> tuple:
         try:
-            a = ipaddress.ip_address(ip)
+            return containing(ipaddress.ip_address(ip))
         except (ValueError, TypeError):
             return ()
-        return tuple(i for i, n in enumerate(cidrs) if a.version == n.version and a in n)
 
     ns_labels = {n.name: dict(n.labels) | {NS_META: n.name} for n in inventory.namespaces}
     sa_labels = {(s.namespace, s.name): dict(s.labels) for s in inventory.service_accounts}
@@ -588,9 +611,10 @@ def inventory_universe(inventory, policy_set: PolicySet, cilium_objects: list[di
     for e in endpoints:
         if e.ip:
             taken.add(e.ip)
+    in_cluster = cidr_index(cluster_nets)    # one /24 per node: thousands of networks
     for ip in cidr_probe_addresses(_all_cidrs(policy_set, cilium_objects)) + [WORLD_IP]:
         a = ipaddress.ip_address(ip)
-        if ip in taken or any(a.version == n.version and a in n for n in cluster_nets):
+        if ip in taken or in_cluster(a):
             continue       # inside the cluster's own ranges: covered by real endpoints
         taken.add(ip)
         endpoints.append(Endpoint(kind="external", name=ip, ip=ip))
