@@ -36,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", dest="json_out", metavar="FILE", help="write the result as JSON")
     p.add_argument("--markdown", metavar="FILE", help="write the PR summary (Markdown)")
     p.add_argument("--limit", type=int, default=50, help="difference groups to print (default 50)")
+    p.add_argument("--max-endpoints", type=int, default=None, metavar="N",
+                   help="judge at most N endpoint classes (default: all; the work is quadratic)")
     add_source_arguments(p, required=False)
 
 
@@ -99,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         objects = list(tr.objects)
         if declared is None:
             declared = getattr(tr, "report", None)
-    result = verify(policy_set, objects, inventory=inventory, declared=declared)
+    result = verify(policy_set, objects, inventory=inventory, declared=declared,
+                    max_endpoints=args.max_endpoints)
     print(result.text(limit=args.limit))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n",

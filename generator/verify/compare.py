@@ -7,6 +7,7 @@ declares approximate or untranslatable is listed as declared, not as a failure.
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 
@@ -69,6 +70,7 @@ class VerifyResult:
     omitted_widening: int = 0
     omitted_restrictive: int = 0
     omitted_undeclared: int = 0
+    partial: bool = False                    # only part of the universe was judged
 
     @property
     def undeclared(self) -> list[Difference]:
@@ -149,7 +151,8 @@ class VerifyResult:
             "",
             "| | count |",
             "|---|---:|",
-            f"| universe | {self.universe}: {self.endpoints} endpoints, {self.flow_classes} L4 classes |",
+            f"| universe | {self.universe}: {self.endpoints} endpoints, {self.flow_classes} L4 classes"
+            f"{' (**partial**, see below)' if self.partial else ''} |",
             f"| flows judged | {self.flows_judged} |",
             f"| allowed under Calico | {self.calico_allowed} |",
             f"| allowed under Cilium | {self.cilium_allowed} |",
@@ -467,13 +470,16 @@ def _felix_keys(fx, policy_set: PolicySet):
 
 def verify(policy_set: PolicySet, cilium_objects: list[dict], *, inventory=None, declared=None,
            felix=None, universe: Universe | None = None, exhaustive: bool = False,
-           max_detailed: int = MAX_DETAILED) -> VerifyResult:
+           max_detailed: int = MAX_DETAILED, max_endpoints: int | None = None) -> VerifyResult:
     """Compare Felix and Cilium verdicts over every flow class of the universe.
 
     felix: a Calico evaluator with verdict(flow) (default: generator.calico.felix);
     universe: a prebuilt universe (default: from the inventory, else synthetic);
-    exhaustive: evaluate every flow in full (no per-side caching; for cross-checks)."""
+    exhaustive: evaluate every flow in full (no per-side caching; for cross-checks);
+    max_endpoints: judge only that many endpoint classes (the comparison is quadratic in them);
+    the result then says it is partial (VerifyResult.partial)."""
     uni = universe or build_universe(policy_set, cilium_objects, inventory)
+    uni, partial_note = _bounded(uni, max_endpoints)
     fx = felix or felix_model(policy_set)
     cm = CiliumModel(cilium_objects)
     decl = _with_aliases(declared_policies(declared), policy_set)
@@ -545,12 +551,31 @@ def verify(policy_set: PolicySet, cilium_objects: list[dict], *, inventory=None,
                             Flow(src, dst, l4.protocol, l4.port, l4.icmp_type), keep=False).declared
                     if pattern[(key, i)]:
                         omitted[2] += 1
-    notes = list(uni.notes)
+    notes = list(uni.notes) + ([partial_note] if partial_note else [])
     if sum(omitted[:2]):
         notes.append(f"{sum(omitted[:2])} more differing flows counted but not detailed "
                      f"(limit {max_detailed})")
     return VerifyResult(uni.kind, len(uni.endpoints), len(uni.l4), judged, cal_allowed,
-                        cil_allowed, diffs, notes, omitted[0], omitted[1], omitted[2])
+                        cil_allowed, diffs, notes, omitted[0], omitted[1], omitted[2],
+                        partial=bool(partial_note))
+
+
+def _bounded(uni: Universe, max_endpoints: int | None) -> tuple[Universe, str]:
+    """At most max_endpoints endpoint classes: every host and external class, then pod classes
+    in a stable order spread by a hash of their name (so every namespace has a chance), the
+    classes standing for most pods first within that spread. Deterministic."""
+    eps = uni.endpoints
+    if max_endpoints is None or len(eps) <= max_endpoints:
+        return uni, ""
+    fixed = [e for e in eps if e.kind != "pod"]
+    pods = sorted((e for e in eps if e.kind == "pod"),
+                  key=lambda e: (hashlib.sha256(e.name.encode()).digest(), -e.weight))
+    keep = fixed + pods[:max(0, max_endpoints - len(fixed))]
+    order = {id(e): i for i, e in enumerate(eps)}
+    keep.sort(key=lambda e: order[id(e)])
+    note = (f"PARTIAL: {len(keep)} of {len(eps)} endpoint classes judged (the comparison is "
+            f"quadratic; run `cni-migrate verify --from SNAPSHOT` for the whole universe)")
+    return Universe(keep, uni.l4, uni.kind, list(uni.notes)), note
 
 
 def _networks(cidrs: list[str]) -> list:

@@ -19,6 +19,8 @@ from ..calico import selector as calsel
 from ..calico.model import Policy, PolicySet
 
 
+MAX_ROWS = 50   # rows per Markdown table in a PR description
+
 @dataclass
 class PolicyGap:
     policy: str                      # "NetworkPolicy prod/db"
@@ -53,13 +55,23 @@ class WaveGap:
             "| policy | directions | unenforced pods | on nodes |",
             "|---|---|---:|---|",
         ]
-        for g in self.policies:
+        # a PR text is read by people: the policies leaving the most pods unprotected first,
+        # at most MAX_ROWS of them (a 5,000-node cluster would otherwise get 50 MB tables)
+        ranked = sorted(self.policies, key=lambda g: (-len(g.pods), g.policy))
+        for g in ranked[:MAX_ROWS]:
             shown = ", ".join(g.pods[:5]) + (f" (+{len(g.pods) - 5})" if len(g.pods) > 5 else "")
+            nodes = ", ".join(g.nodes[:5]) + (f" (+{len(g.nodes) - 5})" if len(g.nodes) > 5 else "")
             lines.append(f"| {g.policy} | {', '.join(g.directions)} | {len(g.pods)}: {shown} "
-                         f"| {', '.join(g.nodes)} |")
-        lines += ["", "Also: Calico rules on unswitched nodes that select these pods by label no "
-                  "longer match their new addresses (ingress from them to Calico pods is denied "
-                  "unless an allow for the Cilium pod CIDR bridges it)."]
+                         f"| {nodes} |")
+        if len(ranked) > MAX_ROWS:
+            lines.append(f"\n{len(ranked) - MAX_ROWS} more policies not shown (fewer pods each).")
+        # libcalico-go builds workload endpoints from Pod objects and, without Calico's IPAM
+        # annotation, takes their addresses from status.podIPs: Calico on unswitched nodes keeps
+        # matching switched pods by label at their new addresses. Only their own policy is lost.
+        lines += ["", "Calico on unswitched nodes still matches these pods by label at their new "
+                  "addresses (it reads them from the Pod objects), so policies of pods that are "
+                  "not switched yet keep their meaning; what is lost is the switched pods' own "
+                  "ingress and egress policy, listed above."]
         return "\n".join(lines) + "\n"
 
 
@@ -207,9 +219,13 @@ def safer_sequence(plan, inventory, policy_set: PolicySet) -> str:
                                            sorted(exp.get(n, {}).get("namespaces", ())), n))
     lines = ["### Safer sequence", "",
              "| # | node | policy-governed pods | namespaces |", "|---:|---|---:|---|"]
-    for i, n in enumerate(order, 1):
+    for i, n in enumerate(order[:MAX_ROWS], 1):
         e = exp.get(n, {"pods": set(), "namespaces": set()})
-        lines.append(f"| {i} | {n} | {len(e['pods'])} | {', '.join(sorted(e['namespaces'])) or '-'} |")
+        ns = sorted(e["namespaces"])
+        shown = ", ".join(ns[:8]) + (f" (+{len(ns) - 8})" if len(ns) > 8 else "")
+        lines.append(f"| {i} | {n} | {len(e['pods'])} | {shown or '-'} |")
+    if len(order) > MAX_ROWS:
+        lines.append(f"\n... {len(order) - MAX_ROWS} more nodes, in the same order.")
     lines += [
         "",
         "1. Switch the nodes with the fewest policy-governed pods first (order above); move the "

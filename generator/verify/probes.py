@@ -284,13 +284,15 @@ def _role_rules(phase: str) -> list[dict]:
     ]
 
 
-def probe_items(policy_set: PolicySet, inventory, plan, phase: str, *, felix=None) -> list[Item]:
-    """Items of one probe run (see the module docstring). [] if nothing to probe."""
+def probe_items(policy_set: PolicySet, inventory, plan, phase: str, *, felix=None,
+                picked: list[Probe] | None = None) -> list[Item]:
+    """Items of one probe run (see the module docstring). [] if nothing to probe.
+    picked: the probes from pick_probes(), when the caller already has them."""
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {PHASES}")
     if inventory is None:
         return []
-    probes = pick_probes(policy_set, inventory, felix)
+    probes = picked if picked is not None else pick_probes(policy_set, inventory, felix)
     if not probes:
         return []
     kind = f"probe-{phase}"
