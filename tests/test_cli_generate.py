@@ -17,22 +17,6 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "kind-canal"
 
 
-def _have(module: str) -> bool:
-    try:
-        __import__(module)
-        return True
-    except ImportError:
-        return False
-
-
-needs_pipeline = pytest.mark.skipif(
-    not (_have("generator.pipeline") and _have("generator.commands.plan")),
-    reason="engineer 2's pipeline / plan options are not in the tree yet")
-needs_plan_options = pytest.mark.skipif(
-    not _have("generator.commands.plan"),
-    reason="engineer 2's plan options are not in the tree yet")
-
-
 @pytest.fixture
 def snapshot(tmp_path):
     dst = tmp_path / "snap"
@@ -67,7 +51,6 @@ def add_node(snapshot: Path, name: str, pod_cidr: str = "10.244.9.0/24") -> None
                    "conditions": [{"type": "Ready", "status": "True"}]}}))
 
 
-@needs_plan_options
 def test_generate_with_fake_pipeline(snapshot, tmp_path, fake_pipeline, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["generate", "--from", str(snapshot), "--engine", "flux"]) == 0
@@ -88,7 +71,6 @@ def test_generate_with_fake_pipeline(snapshot, tmp_path, fake_pipeline, capsys, 
     assert len(log(out)) == 4
 
 
-@needs_plan_options
 def test_generate_warns_about_lint_findings(snapshot, tmp_path, fake_pipeline, capsys,
                                             monkeypatch):
     pipeline = sys.modules["generator.pipeline"]
@@ -109,7 +91,6 @@ def test_generate_warns_about_lint_findings(snapshot, tmp_path, fake_pipeline, c
     assert "runAsNonRoot must be true" in err
 
 
-@needs_plan_options
 def test_generate_rerun_changed_input_and_dirty(snapshot, tmp_path, fake_pipeline, capsys):
     out = tmp_path / "repo"
     args = ["generate", "--from", str(snapshot), "--out", str(out)]
@@ -138,7 +119,6 @@ def generated(tmp_path_factory):
     return outs
 
 
-@needs_pipeline
 def test_real_pipeline_same_shas_in_two_directories(generated):
     a, b, _ = generated
     assert len(log(a)) >= 5 and log(a) == log(b)
@@ -147,7 +127,6 @@ def test_real_pipeline_same_shas_in_two_directories(generated):
     assert "wave/00-preflight" in git(a, "branch", "--list")
 
 
-@needs_pipeline
 @pytest.mark.parametrize("which", [0, 2], ids=["argocd", "flux"])
 def test_real_pipeline_output_lints_clean(generated, capsys, which):
     capsys.readouterr()
@@ -155,7 +134,6 @@ def test_real_pipeline_output_lints_clean(generated, capsys, which):
     assert capsys.readouterr().out == "" and rc == 0
 
 
-@needs_pipeline
 def test_real_pipeline_rerun_ends_with_the_new_final_tree(generated, snapshot, tmp_path,
                                                           capsys):
     out = tmp_path / "repo"

@@ -51,8 +51,6 @@ def ident(obj: dict) -> tuple:
 
 @pytest.fixture(scope="module")
 def example_server():
-    if not EXAMPLE.is_dir():
-        pytest.skip("examples/kind-canal not present yet")
     with FakeKube(resources("crd")) as kube:
         added = load_into(kube, [EXAMPLE])
         yield kube, added
