@@ -24,7 +24,7 @@ from .verify.compare import verify
 
 # verify inside generate is quadratic in endpoint classes (~35 us per class pair here): above
 # this many classes it judges a deterministic subset and says so; `cni-migrate verify` judges all.
-VERIFY_MAX_ENDPOINTS = 600
+VERIFY_MAX_ENDPOINTS = 300
 
 
 # ----------------------------------------------------------------------------- per wave
