@@ -12,8 +12,8 @@ Properties
   only ever removes access); and a translation reported exact changes no verdict at all.
 
 Counterexamples found (and shrunk) by these properties are kept as @example inputs and as
-regression tests at the end of the file (fixed ones plain; the open one as a strict xfail, so
-its fix is noticed: then drop the marker and add it as an @example of the property).
+regression tests at the end of the file; a bug still open is a strict xfail there, so its fix
+is noticed.
 """
 import copy
 import dataclasses
@@ -346,9 +346,6 @@ PASS_TIER_REFUSED_DENY = [
         "destination": {"nets": ["10.244.0.0/16"]}}]})]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="BUG translate: a refused Deny in a Pass tier does not narrow the "
-                          "profile allow (widening with approximate=False)")
 def test_regression_refused_deny_in_pass_tier_does_not_widen():
     ps = read(PASS_TIER_REFUSED_DENY)
     t = translate(ps, cilium_version="1.18", approximate=False)

@@ -267,3 +267,197 @@ def test_not_nets_over_cluster_ranges():
     egress = t.objects[0]["spec"]["egress"]
     assert egress == [{"toCIDRSet": [{"cidr": "0.0.0.0/0", "except": [
         "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]}, {"cidr": "::/0"}]}]
+
+
+# ---------------------------------------------------------------- negated selectors and sets
+# Calico matches selectors against IP sets: a notSelector (or a namespace selector term that
+# matches absent labels) also matches hosts, outside addresses and global network sets.
+
+def judged(ps, t):
+    """The independent evaluators' comparison on their own synthetic universe."""
+    from generator.verify import verify
+    return verify(ps, t.objects, declared=t.report)
+
+
+PARTNERS = NetworkSet(src("GlobalNetworkSet", None, "partners"), "partners", None,
+                      {"role": "partner"}, ("198.51.100.0/24",))
+
+
+def test_nets_inside_not_nets_match_nothing():
+    # the peer set is empty: the rule must vanish, not become "from anywhere on UDP/443"
+    ps = PolicySet(policies=[np_("p2", "prod", [dict(
+        action="Allow", protocol="UDP",
+        source=EntityRule(nets=("203.0.113.0/24",), not_nets=("203.0.113.0/24",)),
+        destination=EntityRule(ports=(PortRange(443, 443),)))], selector="app == 'db'")])
+    t = translate(ps)
+    valid(t)
+    assert t.objects[0]["spec"]["ingress"] == [{}]          # default deny only
+    assert fid(t, "p2").fidelity == "exact"
+    assert not judged(ps, t).differences
+
+
+def test_deny_not_selector_also_denies_hosts_and_world():
+    ps = PolicySet(policies=[gnp("p1", [dict(action="Deny",
+                                             source=EntityRule(not_selector="!has(tier)")),
+                                        dict(action="Pass")])])
+    t = translate(ps)
+    valid(t)
+    deny = next(o for o in t.objects if o["metadata"]["name"] == "calico-gnp-p1")
+    deny = deny["spec"]["ingressDeny"]
+    assert {"fromCIDRSet": [{"cidr": "0.0.0.0/0"}, {"cidr": "::/0"}]} in deny
+    assert any("host" in d.get("fromEntities", ()) for d in deny)
+    assert any(d.get("fromEndpoints") for d in deny)          # pods with a tier label
+    assert fid(t, "p1").fidelity == "exact"
+    assert not judged(ps, t).differences
+
+
+def test_pass_to_not_selector_keeps_hosts_and_world():
+    ps = PolicySet(policies=[gnp("p0", (), [dict(
+        action="Pass", destination=EntityRule(not_selector="app in {'fe'}"))])])
+    t = translate(ps)
+    valid(t)
+    prof = next(o for o in t.objects if o["metadata"]["name"] == "calico-profile-allow")
+    egress = prof["spec"]["egress"]
+    assert {"toCIDRSet": [{"cidr": "0.0.0.0/0"}, {"cidr": "::/0"}]} in egress
+    assert any("remote-node" in e.get("toEntities", ()) for e in egress)
+    assert fid(t, "p0").fidelity == "exact"
+    assert not judged(ps, t).differences
+
+
+def test_not_selector_excludes_only_the_addresses_it_selects():
+    # everything but the partners' network set: the world minus its range, pods, hosts
+    ps = PolicySet(network_sets=[PARTNERS], policies=[gnp("d", [dict(
+        action="Deny", source=EntityRule(not_selector="role == 'partner'")),
+        dict(action="Allow")])])
+    t = translate(ps)
+    valid(t)
+    deny = next(o for o in t.objects if o["metadata"]["name"] == "calico-gnp-d")
+    assert {"fromCIDRSet": [{"cidr": "0.0.0.0/0", "except": ["198.51.100.0/24"]},
+                            {"cidr": "::/0"}]} in deny["spec"]["ingressDeny"]
+    assert fid(t, "d").fidelity == "exact"
+    assert not judged(ps, t).differences
+
+
+@pytest.mark.parametrize("ns_sel, reaches_set", [
+    ("projectcalico.org/name != 'dev'", True),    # != matches the set's absent namespace
+    ("!has(team)", True),
+    ("projectcalico.org/name == 'prod'", False),
+    ("all()", False),                              # Felix: all() = has(namespace name)
+])
+def test_negative_namespace_selector_reaches_global_network_sets(ns_sel, reaches_set):
+    ps = PolicySet(network_sets=[PARTNERS], policies=[np_("p0", "default", (), [dict(
+        action="Allow", destination=EntityRule(namespace_selector=ns_sel))])])
+    t = translate(ps)
+    valid(t)
+    cnp = next(o for o in t.objects if o["kind"] == "CiliumNetworkPolicy")
+    refs = [e for e in cnp["spec"]["egress"] if "toCIDRSet" in e]
+    assert bool(refs) == reaches_set
+    assert fid(t, "p0").fidelity == "exact"
+    assert not judged(ps, t).differences
+
+
+def test_reserved_hosts_with_host_endpoints_never_widen():
+    # with HostEndpoints declared, "hosts without one" has no Cilium form (host/remote-node
+    # are every node): an allow leaves the hosts out, a deny covers them all; both reported
+    hep = HostEndpoint(src("HostEndpoint", None, "n1-eth0"), "n1-eth0", "node-1", "*",
+                       labels={"role": "worker"})
+    host_open = gnp("hostopen", [dict(action="Allow")], [dict(action="Allow")],
+                    selector="role == 'worker'")
+    pods = "has(projectcalico.org/namespace)"
+    not_workers = EntityRule(not_selector="role == 'worker'")
+    for rules, level in (([dict(action="Allow", destination=not_workers)], "approximate"),
+                         ([dict(action="Deny", destination=not_workers), dict(action="Allow")],
+                          "untranslatable")):
+        ps = PolicySet(host_endpoints=[hep],
+                       policies=[gnp("p0", (), rules, selector=pods), host_open])
+        t = translate(ps)
+        valid(t)
+        found = [f for f in fid(t, "p0").findings if f.code == "reserved-hosts"]
+        assert found and found[0].level == level
+        result = judged(ps, t)
+        assert not result.undeclared, result.undeclared[:3]
+
+
+def test_negative_policy_namespace_selector_selects_host_endpoints():
+    # Felix evaluates a policy's namespaceSelector against host endpoints too (no namespace
+    # labels, so `!=` matches): the deny must reach the host as a host policy
+    hep = HostEndpoint(src("HostEndpoint", None, "n1-eth0"), "n1-eth0", "node-1", "*",
+                       labels={"role": "worker"})
+    p = gnp("p0", [dict(action="Deny", protocol="TCP",
+                        destination=EntityRule(ports=(PortRange(80, 80),))),
+                   dict(action="Allow")], [dict(action="Allow")])
+    p = Policy(p.source, p.name, None, order=p.order, selector=p.selector, types=p.types,
+               ingress=p.ingress, egress=p.egress,
+               namespace_selector="projectcalico.org/name != 'dev'")
+    ps = PolicySet(host_endpoints=[hep], policies=[p])
+    t = translate(ps)
+    valid(t)
+    ccnp = next(o for o in t.objects if o["metadata"]["name"] == "calico-gnp-p0")
+    assert any(s.get("nodeSelector") == {"matchLabels": {"role": "worker"}} and
+               s.get("ingressDeny") for s in ccnp["specs"])
+    assert not judged(ps, t).undeclared
+
+
+def test_selector_and_nets_deny_blocks_every_selected_pod():
+    # selector AND nets: pods whose addresses are in the nets. No Cilium form, so the Deny
+    # is enforced on a superset: the selected endpoints, not the nets (as a peer those mean
+    # outside addresses and never reach pods, which would let the later Allow through)
+    ps = PolicySet(policies=[
+        gnp("p0", (), [dict(action="Deny", destination=EntityRule(
+            namespace_selector="all()", nets=("10.0.0.0/8", "203.0.113.0/24")))], order=10),
+        gnp("p1", (), [dict(action="Allow")], order=100)])
+    t = translate(ps)
+    valid(t)
+    assert fid(t, "p0").fidelity == "untranslatable"
+    result = judged(ps, t)
+    assert result.calico_allowed < result.flows_judged and not result.widening
+
+
+def test_not_selector_on_network_set_over_pod_range_is_not_exact():
+    # Felix excludes pods whose addresses are in the selected set; Cilium cannot exclude
+    # endpoints by address, so the allow is refused (and the deny enforced on a superset)
+    internal = NetworkSet(src("GlobalNetworkSet", None, "internal"), "internal", None,
+                          {"role": "internal"}, ("10.0.0.0/8",))
+    not_internal = EntityRule(not_selector="role == 'internal'")
+    ps = PolicySet(network_sets=[internal], policies=[
+        gnp("p0", [dict(action="Allow", source=not_internal)], selector="app == 'db'"),
+        np_("q", "prod", [dict(action="Deny", source=not_internal), dict(action="Allow")],
+            selector="app == 'db'")])
+    t = translate(ps)
+    valid(t)
+    for name in ("p0", "q"):
+        assert "not-selector-netset-cluster" in {f.code for f in fid(t, name).findings}
+        assert fid(t, name).fidelity == "untranslatable"
+    assert not judged(ps, t).undeclared
+
+
+def test_refused_deny_with_nets_over_pods_narrows_the_profile():
+    # nets over the pod range match pods by address in Calico: a refused Deny (local nets)
+    # must cut the profile allow behind a Pass tier for pods too, not only outside addresses
+    tier = Tier("platform", 100, "Pass", src("Tier", None, "platform"))
+    deny = np_("p2", "default", [dict(action="Deny",
+                                      source=EntityRule(nets=("10.244.0.0/16",)),
+                                      destination=EntityRule(nets=("10.244.0.0/16",)))],
+               tier="platform")
+    ps = PolicySet(tiers=[tier], policies=[deny])
+    t = translate(ps)
+    valid(t)
+    assert fid(t, "platform.p2").fidelity == "untranslatable"
+    result = judged(ps, t)
+    assert result.differences and not result.widening
+
+
+def test_pass_with_nets_over_pods_is_not_reported_exact():
+    # Calico passes pods in 10.244.0.0/16 by address; the translation cannot, so the Deny
+    # after it also reaches them: reported, never silently exact
+    ps = PolicySet(policies=[gnp("p1", [dict(action="Pass",
+                                             source=EntityRule(nets=("10.244.0.0/16",))),
+                                        dict(action="Deny")])])
+    t = translate(ps)
+    valid(t)
+    assert fid(t, "p1").fidelity == "untranslatable"
+    result = judged(ps, t)
+    assert not result.undeclared and not result.widening
+    # with an inventory whose pod range the nets miss, it is exact
+    t = translate(ps, inventory=inventory([("10.96.0.0/16", "pod")]))
+    assert fid(t, "p1").fidelity == "exact"

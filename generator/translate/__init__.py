@@ -19,6 +19,9 @@ Assumptions (reported where they matter): Calico `nets` and network sets do not 
 ranges unless the inventory (or, without one, the private ranges) says they may; HostEndpoint
 labels are the Node's labels (host policies are approximate); hosts without a declared
 HostEndpoint are not Calico endpoints; ties between equal orders break by name.
+Felix matches rule selectors against IP sets, so a notSelector (and a namespaceSelector term
+that matches absent labels) also matches hosts, outside addresses and global network sets:
+those become entities and CIDRs (with excepts), never a pods-only peer.
 """
 from __future__ import annotations
 

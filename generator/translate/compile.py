@@ -200,7 +200,7 @@ def _direction(d, order, compiled, b: Builder, prog: Program, approximate, emitt
                 code = next((getattr(e, "code", "bad-selector") for e in problems),
                             "policy-selector")
                 _rule(d, r, label, boxes, exact, why, c, approximate, emittable, barriers,
-                      allowed, pass_super, pass_exact, prog, code)
+                      allowed, pass_super, pass_exact, prog, code, b.cluster_superset(boxes))
             except NotExpressible as e:
                 c.report.add(Finding(e.code, e.message, label, "untranslatable"))
     close_tier(tier_of)
@@ -254,16 +254,24 @@ def _untracked(d, p: Policy, c: Compiled, b: Builder) -> None:
 
 
 def _rule(d, r, label, boxes, exact, why, c: Compiled, approximate, emittable, barriers,
-          allowed, pass_super, pass_exact, prog, code="inexact"):
+          allowed, pass_super, pass_exact, prog, code="inexact", wide=None):
+    """wide: boxes plus the endpoints their nets reach by address (a true superset, for
+    what must cover every flow the rule matches: barriers and the Pass cut)."""
+    wide = boxes if wide is None else wide
     if r.action == "Log":
         prog.log_rules = True
         c.report.add(Finding("log", "Log rule dropped: Cilium has no Log action; Hubble "
                              "records flows instead", label, "approximate"))
         return
     if r.action == "Pass":
-        pass_super.extend(boxes)
+        pass_super.extend(wide)
         if exact:
-            pass_exact.extend(boxes)
+            pass_exact.extend(boxes)     # the outside addresses only: a subset
+            if len(wide) != len(boxes):
+                c.report.add(Finding("nets-cover-cluster", "Pass rule nets overlap pod/node "
+                                     "ranges: Calico passes those pods and nodes by address, "
+                                     "Cilium cannot match them by address, so their flows are"
+                                     " treated as not passed", label, "untranslatable"))
         else:
             c.report.add(Finding(code, f"Pass rule not exact ({why}): flows it "
                                  "passes are treated as dropped", label, "untranslatable"))
@@ -313,7 +321,7 @@ def _rule(d, r, label, boxes, exact, why, c: Compiled, approximate, emittable, b
             pass
     # barrier: the subject is in default deny; later allows are kept out of this rule's
     # (superset) region, except what an earlier Pass of the tier let through
-    barriers.append((list(boxes), list(pass_exact)))
+    barriers.append((list(wide), list(pass_exact)))
     if not exact:
         c.report.add(Finding(code, f"Deny rule not exact ({why}): enforced on a "
                              "superset by default deny and by narrowing later allows", label,

@@ -201,6 +201,8 @@ class Emitter:
         if peer.kind == "reserved":
             return [{"entities": RESERVED_ENTITIES}]
         if peer.kind == "nets":
+            if not peer.nets:
+                return []     # an empty address set: never "no peer" (that means any peer)
             out = [{"cidr_set": self._cidr_rules(peer.nets)}]
             if not peer.user:   # "every outside address": pods are matched by selectors
                 return out
@@ -218,13 +220,41 @@ class Emitter:
             out.append({"endpoints": tuple(eps)})
         if "hep" in _kinds(peer.conj) and any(
                 matches(peer.conj, {**h.labels, KIND: "hep"}) for h in self.ps.host_endpoints):
-            host = tuple((k, c) for k, c in peer.conj if k != KIND and k != ORCH)
+            # hosts have no namespace: terms on namespace keys (they matched by absence) go
+            host = tuple((k, c) for k, c in peer.conj if k != KIND and k != ORCH
+                         and k != NS_KEY and not k.startswith(NSL_PREFIX))
             out.append({"nodes": tuple(_selectors(host, findings, label, peer=False))})
             self.uses_nodes = True
             findings.append(Finding("host-endpoint-peer", "host endpoints as peers become "
                                     "fromNodes/toNodes, assuming HostEndpoint labels are the "
                                     "Node's labels", label, "approximate"))
         return out
+
+    def _reserved_items(self, box: Box, label: str, boxes_labels, findings: list,
+                        deny: bool) -> list[dict]:
+        """The reserved peer means hosts *without* a HostEndpoint (and Cilium's other reserved
+        identities), but Cilium's host/remote-node entities are every node. Exact when every
+        declared HostEndpoint is a peer of the same rule anyway; otherwise a deny covers those
+        hosts too (never widens) and an allow leaves all hosts out (never widens)."""
+        heps = self.ps.host_endpoints
+        peers = [b.peer for b, lbl in boxes_labels if lbl == label and b.subject == box.subject
+                 and b.l4 == box.l4 and b.peer.kind in ("sel", "any")]
+        missed = sorted(h.name for h in heps if not any(
+            q.kind == "any" or matches(q.conj, {**h.labels, KIND: "hep"}) for q in peers))
+        if not missed:
+            return [{"entities": RESERVED_ENTITIES}]
+        if deny:
+            findings.append(Finding(
+                "reserved-hosts", "the deny reaches hosts without a HostEndpoint; Cilium's "
+                "host/remote-node entities are every node, so it also denies the hosts of "
+                f"{', '.join(missed)} (may deny more than Calico)", label, "untranslatable"))
+            return [{"entities": RESERVED_ENTITIES}]
+        findings.append(Finding(
+            "reserved-hosts", "the allow reaches hosts without a HostEndpoint but not those of "
+            f"{', '.join(missed)}; Cilium's host/remote-node entities cannot tell them apart, "
+            "so hosts are not allowed", label, "approximate"))
+        rest = tuple(e for e in RESERVED_ENTITIES if e not in ("host", "remote-node"))
+        return [{"entities": rest}]
 
     # --------------------------------------------------------------------------- L4
     @staticmethod
@@ -256,7 +286,11 @@ class Emitter:
         """{subject conj: [rule items]} for a list of (Box, rule label)."""
         out: dict = {}
         for box, label in boxes_labels:
-            for peer in self.peer_items(box.peer, cls, findings, label, deny):
+            if box.peer.kind == "reserved":
+                peers = self._reserved_items(box, label, boxes_labels, findings, deny)
+            else:
+                peers = self.peer_items(box.peer, cls, findings, label, deny)
+            for peer in peers:
                 for l4 in self.l4_items(box.l4):
                     item = cls(**peer, **l4)
                     lst = out.setdefault(box.subject, [])
@@ -294,7 +328,8 @@ class Emitter:
                     "(nodeSelector) assuming the HostEndpoint labels are the Node's labels; "
                     "per-interface matching and Calico's failsafe ports have no Cilium form "
                     "(keep SSH/API access allowed explicitly)", None, "approximate"))
-                host = tuple((k, c) for k, c in subj if k != KIND and k != ORCH)
+                host = tuple((k, c) for k, c in subj if k != KIND and k != ORCH
+                             and k != NS_KEY and not k.startswith(NSL_PREFIX))
                 # only nodes carrying a matching HostEndpoint's labels: nodes without a
                 # HostEndpoint are not policed by Calico
                 conjs = {conj_and(host, tuple((k, Constraint(True, frozenset({v})))

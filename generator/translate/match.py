@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..calico.model import EntityRule, Policy, PolicySet, Rule
 from . import selectors as sel
-from .region import ANY_PEER, ALL_PORTS, FULL, Box, L4, Peer, make_nets
+from .region import ANY_PEER, ALL_PORTS, FULL, Box, L4, Peer, make_nets, peer_minus
 from .selectors import KIND, NS_KEY, NSL_PREFIX, SA_KEY, Constraint, Context, NotExpressible
 
 PROTO_NAMES = {"tcp": "TCP", "udp": "UDP", "sctp": "SCTP", "icmp": "ICMP", "icmpv6": "ICMPv6",
@@ -24,6 +24,14 @@ PROTO_NUMBERS = {6: "TCP", 17: "UDP", 132: "SCTP", 1: "ICMP", 58: "ICMPv6", 136:
 
 def _pos(*vals) -> Constraint:
     return Constraint(True, frozenset(vals))
+
+
+def _outside(c, kinds):
+    """The non-namespaced things (of kinds) a namespace-selector term matches: Felix evaluates
+    it against their labels too, where every namespace label is absent."""
+    absent = {k: Constraint(True, frozenset({None})) for k, _ in c
+              if k == NS_KEY or k.startswith(NSL_PREFIX)}
+    return sel.conj_and(c, sel.conj({**absent, KIND: _pos(*kinds)}))
 
 
 def _ns(name: str, problems: list | None = None) -> Constraint:
@@ -75,8 +83,11 @@ class Builder:
             c = sel.conj({NS_KEY: _ns(p.namespace, problems), KIND: _pos("pod")})
             scope = [] if c is None else [c]
         elif p.namespace_selector is not None:
-            scope = sel.dnf_and(self.dnf(p.namespace_selector, problems, "namespace"),
-                                [sel.conj({KIND: _pos("pod")})])
+            ns = self.dnf(p.namespace_selector, problems, "namespace")
+            scope = sel.dnf_and(ns, [sel.conj({KIND: _pos("pod")})])
+            if self.has_heps:   # host endpoints have no namespace labels (see _outside)
+                scope += [x for c in ns if c != () and KIND not in dict(c)
+                          for x in [_outside(c, ("hep",))] if x is not None]
         else:
             kinds = ("pod", "hep") if self.has_heps else ("pod",)
             scope = [sel.conj({KIND: _pos(*kinds)})]
@@ -91,26 +102,41 @@ class Builder:
             ns = self.dnf(e.namespace_selector, problems, "namespace")
             out = []
             for c in ns:
-                if KIND not in dict(c):
-                    # a namespace selector selects things in a namespace: pods and namespaced
-                    # network sets (global() is the way to name the others)
-                    c = sel.conj_and(c, sel.conj({KIND: _pos("pod", "netset"),
-                                                  NS_KEY: Constraint(False, frozenset({None}))}))
-                if c is not None:
+                if KIND in dict(c):
                     out.append(c)
+                    continue
+                # a namespace selector selects things in a namespace: pods and namespaced
+                # network sets (all() means "any namespace": Felix rewrites it to has(name))
+                inside = sel.conj_and(c, sel.conj({KIND: _pos("pod", "netset"),
+                                                   NS_KEY: Constraint(False, frozenset({None}))}))
+                if inside is not None:
+                    out.append(inside)
+                if c == ():
+                    continue
+                # ...but Felix evaluates it against every labelled thing, and global network
+                # sets and host endpoints have no namespace labels: a negative term
+                # (`name != 'dev'`, `!has(x)`) matches them too
+                outside = _outside(c, ("netset", "hep") if self.has_heps else ("netset",))
+                if outside is not None:
+                    out.append(outside)
             return out
         if p.namespace:
             c = sel.conj({NS_KEY: _ns(p.namespace), KIND: _pos("pod", "netset")})
             return [] if c is None else [c]
         return [()]
 
-    def endpoints(self, e: EntityRule, p: Policy, problems: list) -> list | None:
-        """DNF of endpoints an entity rule selects by labels; None if it has no label part."""
-        if not (e.selector or e.not_selector or e.namespace_selector is not None
-                or e.service_accounts):
+    def endpoints(self, e: EntityRule, p: Policy, problems: list,
+                  positive_only: bool = False) -> list | None:
+        """DNF of endpoints an entity rule selects by labels; None if it has no label part.
+        positive_only: leave notSelector out (peers() subtracts it as an address set)."""
+        if not (e.selector or (e.not_selector and not positive_only)
+                or e.namespace_selector is not None or e.service_accounts):
+            if positive_only and e.not_selector and p.namespace:
+                # Felix scopes a namespaced rule's notSelector-only side to the namespace
+                return self._scope(e, p, problems)
             return None
         d = self.dnf(e.selector, problems)
-        if e.not_selector:
+        if e.not_selector and not positive_only:
             d = sel.dnf_minus(d, self.dnf(e.not_selector, problems))
         if e.service_accounts:
             if e.service_accounts.names:
@@ -132,7 +158,15 @@ class Builder:
             problems.append(NotExpressible("services", "services match: needs the Service from"
                                                        " an inventory (--from) to translate"))
             return [ANY_PEER]
-        eps = self.endpoints(e, p, problems)
+        out = [x for x in self._peers(e, p, problems)
+               if not (x.kind == "nets" and not x.nets)]   # nets all inside notNets: empty
+        if e.not_selector and out:
+            out = self._minus_not_selector(out, e.not_selector, problems)
+        return out
+
+    def _peers(self, e: EntityRule, p: Policy, problems: list) -> list[Peer]:
+        """The peer set before notSelector (subtracted by the caller)."""
+        eps = self.endpoints(e, p, problems, positive_only=True)
         if e.nets or e.not_nets:
             if not e.nets:
                 # any address but these: every endpoint, every other address, the hosts
@@ -140,15 +174,44 @@ class Builder:
                     problems.append(NotExpressible("selector-and-nets",
                                                    "selector AND notNets in one rule side"))
                 return self._not_nets(e.not_nets, problems)
-            if eps is not None:
-                problems.append(NotExpressible("selector-and-nets",
-                                               "selector AND nets in one rule side"))
-            return [make_nets(e.nets, e.not_nets)]
-        if eps is None:
+            if eps is None:
+                return [make_nets(e.nets, e.not_nets)]
+            # endpoints whose addresses are in nets: the endpoints alone are the superset
+            # (the nets alone are not: as a peer they mean outside addresses, never pods)
+            problems.append(NotExpressible("selector-and-nets",
+                                           "selector AND nets in one rule side"))
+        elif eps is None:
             return [ANY_PEER]
         out: list[Peer] = []
         for c in eps:
             out.extend(self._resolve_netsets(c, problems))
+        return out
+
+    def _minus_not_selector(self, peers: list[Peer], text: str, problems: list) -> list[Peer]:
+        """Felix matches a selector against IP sets, so a notSelector excludes only the
+        addresses of what it selects: everything else still matches, hosts and outside
+        addresses included (a plain label difference would leave those out)."""
+        neg: list[Peer] = []
+        for c in self.dnf(text, problems):
+            neg.extend(self._resolve_netsets(c, problems))
+        ranges = self.cluster_ranges()
+        hit = sorted({str(r) for n in neg if n.kind == "nets" for cidr, _ in n.nets
+                      for r in ranges if r.version == ipaddress.ip_network(cidr).version
+                      and r.overlaps(ipaddress.ip_network(cidr))})
+        if hit:
+            # Felix would also exclude the pods and hosts whose addresses are in those sets;
+            # Cilium cannot exclude endpoints by address (what is left is a superset)
+            problems.append(NotExpressible(
+                "not-selector-netset-cluster", "notSelector matches network sets overlapping "
+                f"{', '.join(hit)}"
+                f"{'' if self.inventory is not None else ' (private ranges: no inventory)'}: "
+                "endpoints in those ranges are excluded by address, which Cilium cannot say"))
+        out = list(peers)
+        for n in neg:
+            out = [x for q in out for x in peer_minus(q, n)]
+            if len(out) > sel.MAX_TERMS:
+                raise NotExpressible("selector-too-complex",
+                                     f"notSelector: more than {sel.MAX_TERMS} peer terms")
         return out
 
     def cluster_ranges(self) -> list:
@@ -159,6 +222,21 @@ class Builder:
         return sorted({ipaddress.ip_network(c.cidr, strict=False) for c in self.inventory.cidrs
                        if c.role in ("pod", "node", "ippool", "flannel")},
                       key=lambda n: (n.version, n))
+
+    def cluster_superset(self, boxes: list[Box]) -> list[Box]:
+        """boxes plus, for user nets that reach into pod/node ranges, every endpoint and
+        host: Calico matches those by address, a nets peer (outside addresses) never does."""
+        ranges = self.cluster_ranges()
+        out = list(boxes)
+        for x in boxes:
+            if x.peer.kind != "nets" or not x.peer.user or not any(
+                    r.version == n.version and r.overlaps(n) for r in ranges
+                    for n in (ipaddress.ip_network(c) for c, _ in x.peer.nets)):
+                continue
+            for q in (FULL["sel"], FULL["reserved"]):
+                if Box(x.subject, q, x.l4) not in out:
+                    out.append(Box(x.subject, q, x.l4))
+        return out
 
     def _not_nets(self, not_nets, problems: list) -> list[Peer]:
         """Calico notNets alone: every address but these, pods and hosts included. Exact when
