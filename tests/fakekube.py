@@ -355,7 +355,7 @@ class FakeKube:
 
     def require_token(self, token: str | None) -> None:
         """Answer 401 to requests without `Authorization: Bearer <token>` (None: no check).
-        Added for the live reader's credential tests (engineer 8)."""
+        Added for the live reader's credential tests."""
         self.token = token
 
     def fail(self, method: str, path: str, code: int = 503, times: int = 1) -> None:
@@ -647,7 +647,7 @@ class _Handler(BaseHTTPRequestHandler):
     kube: FakeKube
     protocol_version = "HTTP/1.1"
     # Headers and body go out in two writes: without this, Nagle + delayed ACK add ~40 ms to
-    # every keep-alive request (engineer 8: a paged snapshot makes hundreds of them).
+    # every keep-alive request (a paged snapshot makes hundreds of them).
     disable_nagle_algorithm = True
 
     def log_message(self, *args) -> None:  # keep test output quiet
