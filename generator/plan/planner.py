@@ -330,7 +330,8 @@ def make_plan(inventory: Inventory, options: Options) -> Plan:
                  if has_policy else
                  ["the source has no network policy: nothing to translate, no Cilium policy "
                   "created"]),
-        gates=["every Cilium policy accepted by the agents (no invalid policy)"]
+        gates=["by hand: no policy import error in the Cilium agent logs (Cilium reports invalid "
+               "policies only there); the final-values probe Job exercises the policies"]
         if has_policy else ["none: the wave only records that there is no policy"],
         risk="low", est_minutes=WAVE_OVERHEAD_MIN,
         rollback="`git revert`: deletes the Cilium policies; nothing enforces them yet.")
