@@ -4,7 +4,7 @@
     policies   = read_policies(inventory.policy_objects)
     translated = translate(policies, cilium_version=..., approximate=..., inventory=inventory)
     verified   = verify(policies, translated.objects, inventory=inventory, declared=report)
-    items      = generator.jobs (+ render.kubectl_jobs, verify.probes) per wave
+    items      = generator.jobs (runner Jobs, kubectl Jobs) + verify.probes, per wave
     commits    = render(plan, inventory, translated, inputs=items)
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from .inventory.model import Cidr, Inventory
 from .plan.model import Options, Plan
 from .plan.planner import make_plan
 from .render import WaveInput, render
-from .render import kubectl_jobs
+from .jobs import kubectl as kubectl_jobs
 from .render.model import STEP_CHANGE, Commit, Item
 from .render.objects import node_config, node_label
 from .translate import translate

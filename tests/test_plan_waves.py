@@ -142,7 +142,7 @@ def test_statefulset_without_pdb_is_warned():
 
 
 def test_autodetection_already_pinned_is_left_alone():
-    from generator.render.kubectl_jobs import calico_fix_items
+    from generator.jobs.kubectl import calico_fix_items
     from generator.yamlio import Loaded
     inv = make_inventory("calico")
     assert calico_fix_items(make_plan(inv, Options()), inv)   # default first-found: fix it

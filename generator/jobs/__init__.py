@@ -10,6 +10,8 @@ API used by generator/render (each returns generator.render.model.Item lists):
     common_items(plan)                          Namespace, ServiceAccounts, Roles, script
                                                 ConfigMap, probe DaemonSet + Service
 The code the Jobs run lives in generator/runner/ (standard library only), mounted from a ConfigMap.
+Steps done with kubectl alone (pin Calico's address autodetection, restart agents, delete the
+old CNI, gates on objects without health) are in generator/jobs/kubectl.py.
 """
 from .common import common_items
 from .waves import (final_items, node_wave_items, post_install_items, preflight_items,

@@ -1,4 +1,4 @@
-"""Small kubectl Jobs for the waves' imperative steps that generator/jobs does not cover:
+"""Small kubectl Jobs for the waves' imperative steps that the runner scripts do not cover:
 
 - calico_fix_items: pin Calico's node address autodetection before Cilium is installed
   (catalogue 1: calico-node picking cilium_host took whole clusters down);
@@ -17,12 +17,12 @@ from __future__ import annotations
 import shlex
 
 from ..inventory.model import Inventory
-from ..jobs.spec import (container_security_context, job_name, labels, meta,
+from .spec import (container_security_context, job_name, labels, meta,
                          pod_security_context, service_account, tmp_volume)
 from ..plan.model import Plan
 from ..plan.planner import MIGRATION_LABEL, autodetection_pinned
-from .model import STEP_GATE, STEP_SETUP, STEP_WORK, Item
-from .objects import CILIUM_NAMESPACE, NODE_CONFIG_NAME
+from ..render.model import STEP_GATE, STEP_SETUP, STEP_WORK, Item
+from ..render.objects import CILIUM_NAMESPACE, NODE_CONFIG_NAME
 
 RBAC = "rbac.authorization.k8s.io/v1"
 
