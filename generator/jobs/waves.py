@@ -84,34 +84,32 @@ def _runner_args(plan: Plan, wave: Wave, *, reverse: bool) -> list[str]:
     return args
 
 
-def node_wave_items(plan: Plan, inv: Inventory, wave: Wave) -> list[Item]:
-    """The runner Job that switches wave.nodes one after the other, then a validation Job."""
+def _runner_items(plan: Plan, wave: Wave, *, reverse: bool) -> list[Item]:
+    """The runner Job for wave.nodes (forward or reverse), then its validation Job. Both
+    directions use the "nodes" ServiceAccount: the same verbs."""
     if not wave.nodes:
         return []
-    name = job_name(plan, "nodes", wave.key)
+    name = job_name(plan, "rollback" if reverse else "nodes", wave.key)
     runner = job(plan, name=name, kind="nodes", script="migrate.py",
-                 args=_runner_args(plan, wave, reverse=False),
+                 args=_runner_args(plan, wave, reverse=reverse),
                  deadline_seconds=PER_NODE_SECONDS * len(wave.nodes) + 300,
                  backoff_limit=2, avoid_nodes=wave.nodes)
-    check = _check_job(plan, "batch", "validate", wave.key, _batch_check_args(plan, wave))
-    return [Item(runner, STEP_WORK, f"job-{name}.yaml"), check]
+    key = f"rollback-{wave.key}" if reverse else wave.key
+    args = _batch_check_args(plan, wave) + (["--expect", "old"] if reverse else [])
+    return [Item(runner, STEP_WORK, f"job-{name}.yaml"),
+            _check_job(plan, "batch", "validate", key, args)]
+
+
+def node_wave_items(plan: Plan, inv: Inventory, wave: Wave) -> list[Item]:
+    """The runner Job that switches wave.nodes one after the other, then a validation Job."""
+    return _runner_items(plan, wave, reverse=False)
 
 
 def rollback_items(plan: Plan, inv: Inventory, wave: Wave) -> list[Item]:
     """The reverse runner for a rollback branch (label removed, agent restarted, pods
     re-created on the old CNI), then a validation Job: the batch's probe pods must be back on
-    old-CNI addresses and reach everyone. The runner uses the "nodes" ServiceAccount: same
-    verbs as the forward runner."""
-    if not wave.nodes:
-        return []
-    name = job_name(plan, "rollback", wave.key)
-    runner = job(plan, name=name, kind="nodes", script="migrate.py",
-                 args=_runner_args(plan, wave, reverse=True),
-                 deadline_seconds=PER_NODE_SECONDS * len(wave.nodes) + 300,
-                 backoff_limit=2, avoid_nodes=wave.nodes)
-    check = _check_job(plan, "batch", "validate", f"rollback-{wave.key}",
-                       _batch_check_args(plan, wave) + ["--expect", "old"])
-    return [Item(runner, STEP_WORK, f"job-{name}.yaml"), check]
+    old-CNI addresses and reach everyone."""
+    return _runner_items(plan, wave, reverse=True)
 
 
 def final_items(plan: Plan, inv: Inventory) -> list[Item]:

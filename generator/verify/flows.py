@@ -37,20 +37,26 @@ def _all_cidrs(policy_set: PolicySet, cilium_objects: list[dict]) -> list[str]:
     for ns in policy_set.network_sets:
         out.extend(ns.nets)
 
-    def walk(x):
-        if isinstance(x, dict):
-            for k, v in x.items():
-                if k in ("fromCIDR", "toCIDR", "except", "externalCIDRs") and isinstance(v, list):
-                    out.extend(str(c) for c in v)
-                elif k in ("cidr",) and isinstance(v, str):
-                    out.append(v)
-                else:
-                    walk(v)
-        elif isinstance(x, list):
-            for v in x:
-                walk(v)
-    walk(cilium_objects)
+    for k, v in dict_items(cilium_objects):
+        if k in ("fromCIDR", "toCIDR", "except", "externalCIDRs") and isinstance(v, list):
+            out.extend(str(c) for c in v)
+        elif k == "cidr" and isinstance(v, str):
+            out.append(v)
     return out
+
+
+def dict_items(x):
+    """Every (key, value) of every mapping nested anywhere in x (lists and dicts)."""
+    stack = [x]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, dict):
+            for k, v in cur.items():
+                yield k, v
+                if isinstance(v, (dict, list)):
+                    stack.append(v)
+        elif isinstance(cur, list):
+            stack.extend(reversed(cur))
 
 
 def cidr_probe_addresses(cidrs: list[str]) -> list[str]:

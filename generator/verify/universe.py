@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from ..calico import selector as calsel
 from ..calico.model import PolicySet
 from .flows import (  # noqa: F401  (L4, flow_classes... are part of this module's API)
-    FAILSAFE_PORTS, L4, _all_cidrs, _calico_ports, _cilium_ports, cidr_probe_addresses,
+    FAILSAFE_PORTS, L4, _all_cidrs, dict_items, _calico_ports, _cilium_ports, cidr_probe_addresses,
     flow_classes)
 from .model import Endpoint, NamedPort, frozen_labels
 
@@ -472,19 +472,11 @@ def referenced_keys(policy_set: PolicySet, cilium_objects: list[dict]) -> set[st
                           ent.service_accounts.selector if ent.service_accounts else None):
                     calico(t)
 
-    def walk(x):
-        if isinstance(x, dict):
-            for k, v in x.items():
-                if k == "matchLabels" and isinstance(v, dict):
-                    keys.update(_plain_key(str(kk)) for kk in v)
-                elif k == "matchExpressions" and isinstance(v, list):
-                    keys.update(_plain_key(str(e.get("key", ""))) for e in v if isinstance(e, dict))
-                else:
-                    walk(v)
-        elif isinstance(x, list):
-            for v in x:
-                walk(v)
-    walk(cilium_objects)
+    for k, v in dict_items(cilium_objects):
+        if k == "matchLabels" and isinstance(v, dict):
+            keys.update(_plain_key(str(kk)) for kk in v)
+        elif k == "matchExpressions" and isinstance(v, list):
+            keys.update(_plain_key(str(e.get("key", ""))) for e in v if isinstance(e, dict))
     return keys
 
 
