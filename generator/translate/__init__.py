@@ -135,7 +135,7 @@ def _knp_findings(c, em: Emitter) -> None:
                 hits, _ = em._cluster_overlap(box.peer.nets)
                 if hits:   # the raw ipBlock keeps its Cilium meaning: pods never match it
                     findings.append(Finding(
-                        "nets-cover-cluster", f"ipBlock overlaps {', '.join(hits)}: Cilium "
+                        "nets-cover-cluster", f"ipBlock overlaps {hits}: Cilium "
                         "never matches pods or nodes by ipBlock, so they lose this access",
                         label, "approximate"))
     for f in findings:

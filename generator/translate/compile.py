@@ -30,7 +30,8 @@ from ..calico import selector as cs
 from ..calico.model import Policy, PolicySet
 from . import selectors as sel
 from .match import Builder, _pos
-from .region import ANY_L4, ANY_PEER, Box, region_inter, region_minus
+from .region import (ANY_L4, ANY_PEER, Box, BoxSet, region_inter_set, region_minus,
+                     region_minus_set)
 from .report import Finding, PolicyReport
 from .selectors import KIND, NotExpressible
 
@@ -57,18 +58,34 @@ class Program:
     log_rules: bool = False
 
 
-def _restrict(region: list, barriers: list) -> tuple[list, bool]:
+class Barriers:
+    """(blocks, escapes) pairs: later allows may not reach blocks minus escapes. Applied
+    whole-subject barriers first (intersection commutes: the region they leave often misses
+    the finer ones, whose complements Cilium may not be able to express), then in order."""
+
+    def __init__(self):
+        self.simple: list = []
+        self.fine: list = []
+
+    def add(self, blocks, escapes) -> None:
+        blocks, escapes = BoxSet(blocks), BoxSet(escapes)
+        whole = all(b.peer == ANY_PEER and b.l4 == ANY_L4 for b in blocks)
+        (self.simple if whole else self.fine).append((blocks, escapes))
+
+    def __iter__(self):
+        yield from self.simple
+        yield from self.fine
+
+
+def _restrict(region: list, barriers: Barriers) -> tuple[list, bool]:
     """region ∩ (¬blocks ∪ escapes) for every barrier; says whether anything was cut."""
     changed = False
-    # intersection commutes: cut by whole-subject barriers first, so the region left often
-    # misses the finer ones (whose complements Cilium may not be able to express)
-    simple = lambda bx: all(b.peer == ANY_PEER and b.l4 == ANY_L4 for b in bx[0])
-    for blocks, escapes in sorted(barriers, key=lambda bx: not simple(bx)):
-        hit = region_inter(region, blocks)
+    for blocks, escapes in barriers:
+        hit = region_inter_set(region, blocks)
         if not hit:
             continue
         before = region
-        region = region_minus(region, blocks) + region_inter(hit, escapes)
+        region = region_minus_set(region, blocks) + region_inter_set(hit, escapes)
         try:   # cut for real, or all escaped through Pass rules?
             changed = changed or (set(before) != set(region)
                                   and bool(region_minus(before, region)))
@@ -157,30 +174,30 @@ def _equal_orders(order, compiled) -> None:
 
 
 def _direction(d, order, compiled, b: Builder, prog: Program, approximate, emittable):
-    barriers: list = []            # (blocks, escapes): later allows may not reach blocks∖escapes
-    allowed: list = []             # every allow box emitted so far
-    subjects_all: list = []
+    barriers = Barriers()
+    allowed = BoxSet()             # every allow box emitted so far
+    subjects_all: dict = {}        # ordered set of subject terms
     tier_of = None
-    pass_super: list = []          # Pass regions (superset): cut from later allows in the tier
-    pass_exact: list = []          # Pass regions (subset): escapes, cut from later denies
-    tier_subject: list = []
+    pass_super = BoxSet()          # Pass regions (superset): cut from later allows in the tier
+    pass_exact = BoxSet()          # Pass regions (subset): escapes, cut from later denies
+    tier_subject: dict = {}
 
     def close_tier(tier):
         if tier is not None and tier.default_action != "Pass":
-            barriers.append(([Box(s) for s in tier_subject], list(pass_exact)))
+            barriers.add([Box(s) for s in tier_subject], pass_exact)
 
     for tier, p in order:
         if tier is not tier_of:
             close_tier(tier_of)
-            tier_of, pass_super, pass_exact, tier_subject = tier, [], [], []
+            tier_of, pass_super, pass_exact, tier_subject = tier, BoxSet(), BoxSet(), {}
         c = compiled[id(p)]
         if d not in c.directions or not c.subject or not c.subject_exact:
             continue
         if p.do_not_track or p.pre_dnat:
             _untracked(d, p, c, b)
             continue
-        tier_subject = tier_subject + c.subject
-        subjects_all += c.subject
+        tier_subject.update(dict.fromkeys(c.subject))
+        subjects_all.update(dict.fromkeys(c.subject))
         rules = p.ingress if d == "ingress" else p.egress
         for r in rules:
             label = f"{d}[{r.index}]"
@@ -282,7 +299,7 @@ def _rule(d, r, label, boxes, exact, why, c: Compiled, approximate, emittable, b
                                  "dropped", label, "untranslatable"))
             return
         try:
-            region = region_minus(boxes, pass_super)
+            region = region_minus_set(boxes, pass_super)
             region, cut = _restrict(region, barriers)
         except NotExpressible as e:
             c.report.add(Finding(e.code, f"Allow rule not translated: earlier rules cut it in a"
@@ -310,7 +327,7 @@ def _rule(d, r, label, boxes, exact, why, c: Compiled, approximate, emittable, b
     # Deny
     if exact or approximate:
         try:
-            region = region_minus(region_minus(boxes, pass_exact), allowed)
+            region = region_minus_set(region_minus_set(boxes, pass_exact), allowed)
             if all(emittable(x) is None for x in region):
                 c.denies[d].extend((x, label) for x in region)
                 if not exact:
@@ -321,7 +338,7 @@ def _rule(d, r, label, boxes, exact, why, c: Compiled, approximate, emittable, b
             pass
     # barrier: the subject is in default deny; later allows are kept out of this rule's
     # (superset) region, except what an earlier Pass of the tier let through
-    barriers.append((list(wide), list(pass_exact)))
+    barriers.add(wide, pass_exact)
     if not exact:
         c.report.add(Finding(code, f"Deny rule not exact ({why}): enforced on a "
                              "superset by default deny and by narrowing later allows", label,

@@ -15,7 +15,7 @@ import re
 from ..cilium import model as cm
 from ..calico.model import PolicySet
 from .compile import Compiled, Program
-from .match import PRIVATE_RANGES
+from .ranges import ClusterRanges
 from .region import Box, L4, Peer
 from .report import Finding
 from .selectors import excluded_label as _excluded
@@ -113,6 +113,7 @@ class Emitter:
         self.uses_nodes = False
         self.uses_host_firewall = False
         self.names: set = {(None, PROFILE_NAME)}
+        self.ranges = ClusterRanges(inventory)
 
     def _unique(self, p, name: str) -> str:
         """Distinct sources never share an output name (one would silently replace the
@@ -147,30 +148,12 @@ class Emitter:
                 if ex or str(ipaddress.ip_network(c, strict=False)) not in used]
         return tuple(refs + rest)
 
-    def _cluster_ranges(self) -> list[tuple[str, str]]:
-        """(cidr, role) of pod/node ranges; without an inventory, the private ranges any
-        cluster may use (so the check errs towards reporting)."""
-        if self.inventory is None:
-            return [(c, "private range, no inventory") for c in PRIVATE_RANGES]
-        return sorted({(c.cidr, c.role) for c in self.inventory.cidrs
-                       if c.role in ("pod", "node", "ippool", "flannel")})
-
-    def _cluster_overlap(self, nets) -> tuple[list[str], bool]:
-        """Cluster ranges the nets overlap, and whether the nets cover all of them."""
-        mine = []
-        for c, ex in nets:
-            mine.append((ipaddress.ip_network(c, strict=False),
-                         [ipaddress.ip_network(e, strict=False) for e in ex]))
-        hits, covered = [], True
-        ranges = self._cluster_ranges()
-        for cidr, role in ranges:
-            n = ipaddress.ip_network(cidr, strict=False)
-            over = [(m, ex) for m, ex in mine if m.version == n.version and m.overlaps(n)]
-            if over:
-                hits.append(f"{cidr} ({role})")
-            if not any(n.subnet_of(m) and not any(e.overlaps(n) for e in ex) for m, ex in over):
-                covered = False
-        return hits, covered and bool(ranges) and self.inventory is not None
+    def _cluster_overlap(self, nets) -> tuple[str, bool]:
+        """The cluster ranges the nets overlap (text, '' if none), and whether the nets
+        cover every cluster address."""
+        hits = self.ranges.overlapping(nets)
+        covered = bool(hits) and self.ranges.known and self.ranges.covered_by(nets)
+        return self.ranges.describe(hits), covered
 
     def _cluster_cover(self, nets, what: str, findings: list, label: str,
                        deny: bool) -> list[dict]:
@@ -183,13 +166,13 @@ class Emitter:
             return [{"entities": ("cluster",)}]
         if hits and deny:
             findings.append(Finding(
-                "nets-cover-cluster", f"{what} overlap {', '.join(hits)}: Cilium CIDR rules "
+                "nets-cover-cluster", f"{what} overlap {hits}: Cilium CIDR rules "
                 "never match pods or nodes, so the deny also covers the cluster entity "
                 "(may deny more than Calico)", label, "untranslatable"))
             return [{"entities": ("cluster",)}]   # never widen
         if hits:
             findings.append(Finding(
-                "nets-cover-cluster", f"{what} overlap {', '.join(hits)}: Cilium CIDR rules "
+                "nets-cover-cluster", f"{what} overlap {hits}: Cilium CIDR rules "
                 "never match pods or nodes, so pods/nodes in range are not allowed", label,
                 "approximate"))
         return []

@@ -7,18 +7,16 @@ too: ignoring a match would widen an Allow.
 """
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from ..calico.model import EntityRule, Policy, PolicySet, Rule
 from . import selectors as sel
+from .ranges import ClusterRanges, net, plain
 from .region import ANY_PEER, ALL_PORTS, FULL, Box, L4, Peer, make_nets, peer_minus
 from .selectors import KIND, NS_KEY, NSL_PREFIX, SA_KEY, Constraint, Context, NotExpressible
 
 PROTO_NAMES = {"tcp": "TCP", "udp": "UDP", "sctp": "SCTP", "icmp": "ICMP", "icmpv6": "ICMPv6",
                "udplite": "UDPLite"}
-# ranges a cluster may use when no inventory says which (pods, nodes)
-PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
 PROTO_NUMBERS = {6: "TCP", 17: "UDP", 132: "SCTP", 1: "ICMP", 58: "ICMPv6", 136: "UDPLite"}
 
 
@@ -62,6 +60,7 @@ class Builder:
         self.inventory = inventory
         self.notes: list = []        # (code, message) approximations taken for the last rule
         self.has_heps = bool(ps.host_endpoints)
+        self.ranges = ClusterRanges(inventory)
 
     def families(self) -> set:
         """IP versions the cluster uses (from the inventory); unknown without one."""
@@ -194,18 +193,14 @@ class Builder:
         neg: list[Peer] = []
         for c in self.dnf(text, problems):
             neg.extend(self._resolve_netsets(c, problems))
-        ranges = self.cluster_ranges()
-        hit = sorted({str(r) for n in neg if n.kind == "nets" for cidr, _ in n.nets
-                      for r in ranges if r.version == ipaddress.ip_network(cidr).version
-                      and r.overlaps(ipaddress.ip_network(cidr))})
+        hit = self.ranges.overlapping(x for n in neg if n.kind == "nets" for x in n.nets)
         if hit:
             # Felix would also exclude the pods and hosts whose addresses are in those sets;
             # Cilium cannot exclude endpoints by address (what is left is a superset)
             problems.append(NotExpressible(
                 "not-selector-netset-cluster", "notSelector matches network sets overlapping "
-                f"{', '.join(hit)}"
-                f"{'' if self.inventory is not None else ' (private ranges: no inventory)'}: "
-                "endpoints in those ranges are excluded by address, which Cilium cannot say"))
+                f"{self.ranges.describe(hit)}: endpoints in those ranges are excluded by "
+                "address, which Cilium cannot say"))
         out = list(peers)
         for n in neg:
             out = [x for q in out for x in peer_minus(q, n)]
@@ -214,24 +209,13 @@ class Builder:
                                      f"notSelector: more than {sel.MAX_TERMS} peer terms")
         return out
 
-    def cluster_ranges(self) -> list:
-        """Pod/node ranges from the inventory; without one, every private range (a cluster may
-        use any of them, so checks against these err towards reporting)."""
-        if self.inventory is None:
-            return [ipaddress.ip_network(c) for c in PRIVATE_RANGES]
-        return sorted({ipaddress.ip_network(c.cidr, strict=False) for c in self.inventory.cidrs
-                       if c.role in ("pod", "node", "ippool", "flannel")},
-                      key=lambda n: (n.version, n))
-
     def cluster_superset(self, boxes: list[Box]) -> list[Box]:
         """boxes plus, for user nets that reach into pod/node ranges, every endpoint and
         host: Calico matches those by address, a nets peer (outside addresses) never does."""
-        ranges = self.cluster_ranges()
         out = list(boxes)
         for x in boxes:
-            if x.peer.kind != "nets" or not x.peer.user or not any(
-                    r.version == n.version and r.overlaps(n) for r in ranges
-                    for n in (ipaddress.ip_network(c) for c, _ in x.peer.nets)):
+            if x.peer.kind != "nets" or not x.peer.user or \
+                    not self.ranges.overlaps(x.peer.nets):
                 continue
             for q in (FULL["sel"], FULL["reserved"]):
                 if Box(x.subject, q, x.l4) not in out:
@@ -243,19 +227,15 @@ class Builder:
         the excluded ranges miss the cluster (all pods and hosts match) or hold all of it (none
         does); a partial overlap excludes some pods by address, which Cilium cannot say."""
         nets = Peer("nets", nets=make_nets(("0.0.0.0/0", "::/0"), not_nets).nets, user=False)
-        excl = [ipaddress.ip_network(x, strict=False) for x in not_nets]
-        ranges = self.cluster_ranges()
-        hit = [r for r in ranges if any(r.version == x.version and r.overlaps(x) for x in excl)]
+        excl = plain(net(x) for x in not_nets)
+        hit = self.ranges.overlapping(excl)
         if not hit:
             return [FULL["sel"], FULL["reserved"], nets]
-        if self.inventory is not None and all(
-                any(r.version == x.version and r.subnet_of(x) for x in excl) for r in ranges):
+        if self.ranges.known and self.ranges.covered_by(excl):
             return [nets]
         problems.append(NotExpressible(
-            "not-nets-cluster", f"notNets overlap {', '.join(map(str, hit))}"
-            f"{'' if self.inventory is not None else ' (private ranges: no inventory)'}: "
-            "pods and nodes in those ranges are excluded by address, which Cilium cannot "
-            "express"))
+            "not-nets-cluster", f"notNets overlap {self.ranges.describe(hit)}: pods and nodes "
+            "in those ranges are excluded by address, which Cilium cannot express"))
         return [ANY_PEER]
 
     def _resolve_netsets(self, c, problems: list) -> list[Peer]:

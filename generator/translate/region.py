@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from .selectors import KIND, Conj, Constraint, NotExpressible, conj_and, conj_not
+from .selectors import KIND, NS_KEY, Conj, Constraint, NotExpressible, conj_and, conj_not
 
 PORT_MAX = 65535
 L4_PROTOS = ("TCP", "UDP", "SCTP")
@@ -288,5 +288,82 @@ def region_inter(a: list[Box], b: list[Box]) -> list[Box]:
     return out
 
 
-__all__ = ["Box", "Peer", "L4", "ANY_PEER", "ANY_L4", "make_nets", "box_minus", "box_inter",
+# ------------------------------------------------------------------------------ index
+
+def ns_bucket(subject: Conj):
+    """The namespaces a subject is pinned to (a positive constraint; ABSENT counts as a value:
+    non-namespaced endpoints), or None: any namespace. Two subjects pinned to disjoint
+    buckets cannot intersect."""
+    for k, c in subject:
+        if k == NS_KEY:
+            return c.vals if c.positive else None
+    return None
+
+
+class BoxSet:
+    """Boxes in first-insertion order, without repeats, indexed by the namespaces their
+    subjects are pinned to. A cluster has thousands of namespaced policies: a rule's region
+    only meets the boxes of its own namespaces (and the unpinned ones), so `candidates` keeps
+    region_minus/region_inter from scanning every box ever emitted. Dropping a box that
+    meets no box of the region changes neither result (every piece of a region box lies
+    inside it), nor the MAX_BOXES check (the skipped steps leave the region as it was)."""
+
+    def __init__(self, boxes=()):
+        self.order: dict[Box, int] = {}
+        self.by_ns: dict = {}
+        self.unpinned: list = []
+        self.extend(boxes)
+
+    def extend(self, boxes) -> None:
+        for b in boxes:
+            if b in self.order:
+                continue
+            self.order[b] = len(self.order)
+            ns = ns_bucket(b.subject)
+            if ns is None:
+                self.unpinned.append(b)
+            else:
+                for v in ns:
+                    self.by_ns.setdefault(v, []).append(b)
+
+    def __iter__(self):
+        return iter(self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __bool__(self) -> bool:
+        return bool(self.order)
+
+    def candidates(self, region) -> list[Box]:
+        """The boxes that may meet some box of region, in insertion order."""
+        found: set = set()
+        for x in region:
+            ns = ns_bucket(x.subject)
+            if ns is None:
+                return list(self.order)
+            for v in ns:
+                found.update(self.by_ns.get(v, ()))
+        if not found:
+            return list(self.unpinned)
+        found.update(self.unpinned)
+        return sorted(found, key=self.order.__getitem__)
+
+
+def region_minus_set(region: list[Box], sub: BoxSet) -> list[Box]:
+    return region_minus(region, sub.candidates(region)) if sub else list(region)
+
+
+def region_inter_set(region: list[Box], other: BoxSet) -> list[Box]:
+    """region_inter(region, other), each box of region against its own candidates only."""
+    out = []
+    for x in region:
+        for y in other.candidates((x,)):
+            z = box_inter(x, y)
+            if z is not None:
+                out.append(z)
+    return out
+
+
+__all__ = ["BoxSet", "region_minus_set", "region_inter_set", "Box", "Peer", "L4", "ANY_PEER", "ANY_L4", "make_nets", "box_minus", "box_inter",
            "region_minus", "region_inter", "NotExpressible", "L4_PROTOS"]

@@ -142,11 +142,41 @@ def conj_subset(a: Conj, b: Conj) -> bool:
     return True
 
 
+def _ns_vals(c: Conj):
+    """The namespaces a term is pinned to (positive constraint), or None."""
+    for k, con in c:
+        if k == NS_KEY:
+            return con.vals if con.positive else None
+    return None
+
+
 def _absorb(terms: list) -> list:
-    """Drop terms contained in another term (keeps output small)."""
+    """Drop terms contained in another term (keeps output small); of two equal terms the first
+    stays. A term pinned to namespaces can only lie inside a term that is unpinned or pinned to
+    the same ones, so each term is checked against those only (profiles absorb thousands)."""
+    uniq = list(dict.fromkeys(terms))
+    if len(uniq) < 8:
+        pool = [(i, u) for i, u in enumerate(uniq)]
+        by_ns, unpinned = None, pool
+    else:
+        by_ns, unpinned = {}, []
+        for i, u in enumerate(uniq):
+            ns = _ns_vals(u)
+            if ns is None:
+                unpinned.append((i, u))
+            else:
+                for v in ns:
+                    by_ns.setdefault(v, []).append((i, u))
     out = []
-    for i, t in enumerate(terms):
-        if any(j != i and conj_subset(t, u) and (t != u or j < i) for j, u in enumerate(terms)):
+    for i, t in enumerate(uniq):
+        if by_ns is None:
+            cands = unpinned
+        else:
+            ns = _ns_vals(t)
+            cands = unpinned if ns is None else \
+                unpinned + by_ns.get(next(iter(ns)), []) if ns else unpinned
+        if any(j != i and conj_subset(t, u) and (j < i or not conj_subset(u, t))
+               for j, u in cands):
             continue
         out.append(t)
     return out
