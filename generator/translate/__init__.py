@@ -58,12 +58,13 @@ def _label_values(inventory) -> dict | None:
     return {k: sorted(v) for k, v in vals.items()}
 
 
-def _knp_raw(ps: PolicySet, ref) -> dict | None:
+def _knp_index(ps: PolicySet) -> dict:
+    """(namespace, name) -> the raw NetworkPolicy (the first one, as a scan would find)."""
+    out: dict = {}
     for obj in ps.k8s_policies:
         meta = obj.get("metadata") or {}
-        if meta.get("name") == ref.name and meta.get("namespace") == ref.namespace:
-            return obj
-    return None
+        out.setdefault((meta.get("namespace"), meta.get("name")), obj)
+    return out
 
 
 def translate(policy_set: PolicySet, *, cilium_version: str = "1.19", approximate: bool = False,
@@ -78,10 +79,11 @@ def translate(policy_set: PolicySet, *, cilium_version: str = "1.19", approximat
                             reports=reports, inventory=inventory)
     em = Emitter(policy_set, cilium_version, inventory)
     objects: list = []
+    knps = _knp_index(policy_set)
     for c in prog.compiled:
         rep = c.report
         if c.policy.source.kind == "KubernetesNetworkPolicy":
-            raw = _knp_raw(policy_set, c.policy.source)
+            raw = knps.get((c.policy.source.namespace, c.policy.source.name))
             if raw is not None and not c.restricted and rep.fidelity == "exact":
                 objects.append(raw)       # Cilium enforces it as is
                 rep.outputs.append(("NetworkPolicy", raw["metadata"].get("namespace"),

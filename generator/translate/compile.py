@@ -30,8 +30,8 @@ from ..calico import selector as cs
 from ..calico.model import Policy, PolicySet
 from . import selectors as sel
 from .match import Builder, _pos
-from .region import (ANY_L4, ANY_PEER, Box, BoxSet, region_inter_set, region_minus,
-                     region_minus_set)
+from .region import (ANY_L4, ANY_PEER, Box, BoxSet, ns_bucket, region_inter_set,
+                     region_minus, region_minus_set)
 from .report import Finding, PolicyReport
 from .selectors import KIND, NotExpressible
 
@@ -61,26 +61,45 @@ class Program:
 class Barriers:
     """(blocks, escapes) pairs: later allows may not reach blocks minus escapes. Applied
     whole-subject barriers first (intersection commutes: the region they leave often misses
-    the finer ones, whose complements Cilium may not be able to express), then in order."""
+    the finer ones, whose complements Cilium may not be able to express), then in order.
+    Indexed like BoxSet: a namespaced rule only meets the barriers of its namespaces and the
+    unpinned ones (a large cluster has thousands of barriers, nearly all namespaced)."""
 
     def __init__(self):
-        self.simple: list = []
-        self.fine: list = []
+        self.items: list = []          # (rank, blocks, escapes); rank orders the application
+        self.by_ns: dict = {}
+        self.unpinned: list = []
 
     def add(self, blocks, escapes) -> None:
         blocks, escapes = BoxSet(blocks), BoxSet(escapes)
         whole = all(b.peer == ANY_PEER and b.l4 == ANY_L4 for b in blocks)
-        (self.simple if whole else self.fine).append((blocks, escapes))
+        i = len(self.items)
+        self.items.append(((0 if whole else 1, i), blocks, escapes))
+        if blocks.unpinned:
+            self.unpinned.append(i)
+        else:
+            for v in blocks.by_ns:
+                self.by_ns.setdefault(v, []).append(i)
 
-    def __iter__(self):
-        yield from self.simple
-        yield from self.fine
+    def relevant(self, region) -> list:
+        """The barriers whose blocks may meet region, in application order."""
+        found: set = set(self.unpinned)
+        for x in region:
+            ns = ns_bucket(x.subject)
+            if ns is None:
+                found = range(len(self.items))
+                break
+            for v in ns:
+                found.update(self.by_ns.get(v, ()))
+        return [(b, e) for _, b, e in sorted(self.items[i] for i in found)]
 
 
 def _restrict(region: list, barriers: Barriers) -> tuple[list, bool]:
-    """region ∩ (¬blocks ∪ escapes) for every barrier; says whether anything was cut."""
+    """region ∩ (¬blocks ∪ escapes) for every barrier; says whether anything was cut.
+    (The region only shrinks towards its own namespaces, so the relevant barriers are
+    chosen once.)"""
     changed = False
-    for blocks, escapes in barriers:
+    for blocks, escapes in barriers.relevant(region):
         hit = region_inter_set(region, blocks)
         if not hit:
             continue
@@ -221,19 +240,25 @@ def _direction(d, order, compiled, b: Builder, prog: Program, approximate, emitt
             except NotExpressible as e:
                 c.report.add(Finding(e.code, e.message, label, "untranslatable"))
     close_tier(tier_of)
-    # profiles: allow what passed every tier, where some policy selects the pod
-    try:
-        pods = [sel.conj_and(s, sel.conj({KIND: _pos("pod")})) for s in subjects_all]
-        region, _ = _restrict([Box(s) for s in sel._absorb([s for s in pods if s is not None])],
-                              barriers)
-        prog.profile_allows[d] = [x for x in region if emittable(x) is None]
-    except NotExpressible:
-        prog.profile_allows[d] = []
-        for c in prog.compiled:
-            if d in c.directions:
-                c.report.add(Finding("profile-too-complex", "the implicit profile allow after "
-                                     "the last tier could not be expressed; traffic Calico "
-                                     "passes to profiles is dropped", None, "untranslatable"))
+    # profiles: allow what passed every tier, where some policy selects the pod. Restricting
+    # distributes over the union of subjects, so each subject is done apart: one that Cilium
+    # cannot express costs only its own endpoints their profile allow
+    pods = [sel.conj_and(s, sel.conj({KIND: _pos("pod")})) for s in subjects_all]
+    allows, failed = [], []
+    for s in sel._absorb([s for s in pods if s is not None]):
+        try:
+            region, _ = _restrict([Box(s)], barriers)
+            allows.extend(x for x in region if emittable(x) is None)
+        except NotExpressible:
+            failed.append(s)
+    prog.profile_allows[d] = allows
+    for c in prog.compiled if failed else ():
+        if d in c.directions and any(sel.conj_and(a, f) is not None
+                                     for a in c.subject for f in failed):
+            c.report.add(Finding("profile-too-complex", "the implicit profile allow after "
+                                 "the last tier could not be expressed for some endpoints "
+                                 "this policy selects; traffic Calico passes to profiles is "
+                                 "dropped there", None, "untranslatable"))
 
 
 def _regex(text: str) -> str:

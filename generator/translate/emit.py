@@ -15,7 +15,7 @@ import re
 from ..cilium import model as cm
 from ..calico.model import PolicySet
 from .compile import Compiled, Program
-from .ranges import ClusterRanges
+from .ranges import ClusterRanges, net
 from .region import Box, L4, Peer
 from .report import Finding
 from .selectors import excluded_label as _excluded
@@ -104,6 +104,22 @@ def _selectors(conj, findings: list, where: str, *, peer: bool) -> list[cm.Endpo
     return out
 
 
+class _NetSets:
+    """Network sets in output order with their normalised ranges, and which sets hold each
+    range (a policy peer is matched against them for every rule)."""
+
+    def __init__(self, network_sets):
+        self.ordered = []
+        self.by_cidr: dict[str, list[int]] = {}
+        for ns in sorted(network_sets, key=lambda n: (n.namespace or "", n.name)):
+            mine = {str(net(c)) for c in ns.nets}
+            if not mine:
+                continue
+            for c in mine:
+                self.by_cidr.setdefault(c, []).append(len(self.ordered))
+            self.ordered.append((ns, mine))
+
+
 class Emitter:
     def __init__(self, ps: PolicySet, version: str, inventory=None):
         self.ps = ps
@@ -114,6 +130,7 @@ class Emitter:
         self.uses_host_firewall = False
         self.names: set = {(None, PROFILE_NAME)}
         self.ranges = ClusterRanges(inventory)
+        self._sets: _NetSets | None = None
 
     def _unique(self, p, name: str) -> str:
         """Distinct sources never share an output name (one would silently replace the
@@ -130,12 +147,14 @@ class Emitter:
     def _cidr_rules(self, nets) -> tuple:
         """CIDR peers; a network set whose every range is present (without excepts) is
         referenced as its CiliumCIDRGroup, so later edits to the group apply."""
-        plain = {str(ipaddress.ip_network(c, strict=False)) for c, ex in nets if not ex}
+        plain = {str(net(c)) for c, ex in nets if not ex}
         used: set = set()
         refs = []
-        for ns in sorted(self.ps.network_sets, key=lambda n: (n.namespace or "", n.name)):
-            mine = {str(ipaddress.ip_network(c, strict=False)) for c in ns.nets}
-            if not mine or not mine <= plain:
+        sets = self._netsets()
+        # only a set holding one of these ranges can be wholly inside them
+        for i in sorted({i for c in plain for i in sets.by_cidr.get(c, ())}):
+            ns, mine = sets.ordered[i]
+            if not mine <= plain:
                 continue
             name = dns_name("calico-netset", ns.namespace or "", ns.name)
             if name not in self.groups:
@@ -144,9 +163,13 @@ class Emitter:
                     annotations=_source_annotations(ns.source))
             refs.append(cm.CIDRRule(cidr_group_ref=name))
             used |= mine
-        rest = [cm.CIDRRule(c, tuple(ex)) for c, ex in nets
-                if ex or str(ipaddress.ip_network(c, strict=False)) not in used]
+        rest = [cm.CIDRRule(c, tuple(ex)) for c, ex in nets if ex or str(net(c)) not in used]
         return tuple(refs + rest)
+
+    def _netsets(self) -> "_NetSets":
+        if self._sets is None:
+            self._sets = _NetSets(self.ps.network_sets)
+        return self._sets
 
     def _cluster_overlap(self, nets) -> tuple[str, bool]:
         """The cluster ranges the nets overlap (text, '' if none), and whether the nets

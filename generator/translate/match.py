@@ -61,6 +61,8 @@ class Builder:
         self.notes: list = []        # (code, message) approximations taken for the last rule
         self.has_heps = bool(ps.host_endpoints)
         self.ranges = ClusterRanges(inventory)
+        self._netset_cache: list | None = None
+        self._netset_hits: dict = {}
 
     def families(self) -> set:
         """IP versions the cluster uses (from the inventory); unknown without one."""
@@ -244,27 +246,44 @@ class Builder:
         kind = dict(c).get(KIND)
         if kind is not None and not kind.matches("netset"):
             return [Peer("sel", conj=c)]
-        ns_labels = {n.name: n.labels for n in (self.inventory.namespaces
-                                                if self.inventory is not None else ())}
-        nets = set()
-        for ns in self.ps.network_sets:
-            labels = {**ns.labels, KIND: "netset"}
-            if ns.namespace:
-                labels[NS_KEY] = ns.namespace
-                labels.update({NSL_PREFIX + k: v
-                               for k, v in ns_labels.get(ns.namespace, {}).items()})
-            if not sel.matches(c, labels):
-                continue
-            nets.update(ns.nets)
-            if ns.allowed_egress_domains:
-                problems.append(NotExpressible(
-                    "netset-domains", f"{ns.source.describe()} lists allowedEgressDomains "
-                    "(Cilium toFQDNs needs a DNS proxy rule): not translated"))
+        nets, domains = self._netsets_matching(c)
+        problems.extend(NotExpressible(
+            "netset-domains", f"{d} lists allowedEgressDomains (Cilium toFQDNs needs a DNS "
+            "proxy rule): not translated") for d in domains)
         out = [make_nets(sorted(nets))] if nets else []
         rest = sel.conj_and(c, sel.conj({KIND: _pos("pod", "hep")}))
         if rest is not None:
             out.append(Peer("sel", conj=rest))
         return out
+
+    def _netsets_matching(self, c) -> tuple:
+        """(nets, sources with domains) of the network sets a term selects; rules repeat the
+        same peer selectors, so answers are kept per term."""
+        hit = self._netset_hits.get(c)
+        if hit is None:
+            nets, domains = set(), []
+            for labels, ns in self._netset_labels():
+                if sel.matches(c, labels):
+                    nets.update(ns.nets)
+                    if ns.allowed_egress_domains:
+                        domains.append(ns.source.describe())
+            hit = self._netset_hits[c] = (nets, domains)
+        return hit
+
+    def _netset_labels(self) -> list:
+        """(labels as a selector sees them, network set), built once."""
+        if self._netset_cache is None:
+            ns_labels = {n.name: n.labels for n in (self.inventory.namespaces
+                                                    if self.inventory is not None else ())}
+            self._netset_cache = []
+            for ns in self.ps.network_sets:
+                labels = {**ns.labels, KIND: "netset"}
+                if ns.namespace:
+                    labels[NS_KEY] = ns.namespace
+                    labels.update({NSL_PREFIX + k: v
+                                   for k, v in ns_labels.get(ns.namespace, {}).items()})
+                self._netset_cache.append((labels, ns))
+        return self._netset_cache
 
     def service(self, e: EntityRule, p: Policy):
         """(peers, l4s) for a `services` match, from the inventory's Service; None if unknown

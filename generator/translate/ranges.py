@@ -58,12 +58,19 @@ class ClusterRanges:
             self.ranges = _summarise((net(c.cidr), c.role) for c in inventory.cidrs
                                      if c.role in CLUSTER_ROLES)
         self.networks = [n for n, _ in self.ranges]
+        self._hits: dict = {}        # rules repeat the same nets: answers kept per nets
+
 
     def overlapping(self, pairs) -> list[tuple]:
         """The summarised ranges that share an address with the union of (cidr, excepts)."""
-        ns = _union(tuple(pairs))
-        return [(r, roles) for r, roles in self.ranges
-                if any(r.version == n.version and r.overlaps(n) for n in ns)]
+        key = tuple(pairs)
+        hit = self._hits.get(key)
+        if hit is None:
+            ns = _union(key)
+            hit = self._hits[key] = [(r, roles) for r, roles in self.ranges
+                                     if any(r.version == n.version and r.overlaps(n)
+                                            for n in ns)]
+        return hit
 
     def overlaps(self, pairs) -> bool:
         return bool(self.overlapping(pairs))
