@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..calico import selector as cs
 from ..calico.model import EntityRule, Policy, PolicySet, Rule
 from . import selectors as sel
 from .ranges import ClusterRanges, net, plain
@@ -62,6 +63,7 @@ class Builder:
         self.has_heps = bool(ps.host_endpoints)
         self.ranges = ClusterRanges(inventory)
         self._netset_cache: list | None = None
+        self._dnfs: dict = {}
         self._netset_hits: dict = {}
 
     def families(self) -> set:
@@ -76,7 +78,25 @@ class Builder:
         return Context(space, self.values, True, problems, self.notes)
 
     def dnf(self, text, problems, space="pod") -> list:
-        return sel.to_dnf(text, self.ctx(problems, space))
+        """Selector text -> DNF; policies repeat the same selectors, so each (text, space) is
+        converted once and its problems and notes are replayed."""
+        key = (text, space)
+        hit = self._dnfs.get(key)
+        if hit is None:
+            mine: list = []
+            notes_before = len(self.notes)
+            try:
+                hit = (sel.to_dnf(text, self.ctx(mine, space)), None)
+            except (cs.SelectorError, NotExpressible) as e:
+                hit = (None, e)
+            hit = self._dnfs[key] = hit + (mine, self.notes[notes_before:])
+            self.notes[notes_before:] = []
+        d, err, mine, notes = hit
+        problems.extend(mine)
+        self.notes.extend(notes)
+        if err is not None:
+            raise err
+        return list(d)
 
     def subject(self, p: Policy, problems: list) -> list:
         d = self.dnf(p.selector, problems)
