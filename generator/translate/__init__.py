@@ -31,6 +31,7 @@ from ..calico.model import PolicySet
 from ..cilium import model as cm
 from .compile import compile_policies
 from .emit import Emitter, emittable
+from .ranges import ClusterRanges
 from .report import FidelityReport, Finding, PolicyReport
 from .selectors import NS_KEY, NSL_PREFIX
 
@@ -74,10 +75,11 @@ def translate(policy_set: PolicySet, *, cilium_version: str = "1.19", approximat
     for p in policy_set.policies:
         s = p.source
         reports[id(p)] = PolicyReport(s.api_version, s.kind, s.namespace, s.name)
+    ranges = ClusterRanges(inventory)      # summarised once for both stages
     prog = compile_policies(policy_set, approximate=approximate,
                             values=_label_values(inventory), emittable=emittable,
-                            reports=reports, inventory=inventory)
-    em = Emitter(policy_set, cilium_version, inventory)
+                            reports=reports, inventory=inventory, ranges=ranges)
+    em = Emitter(policy_set, cilium_version, inventory, ranges)
     objects: list = []
     knps = _knp_index(policy_set)
     for c in prog.compiled:

@@ -124,9 +124,9 @@ def sorted_tiers(ps: PolicySet) -> list:
 
 
 def compile_policies(ps: PolicySet, *, approximate: bool, values: dict | None,
-                     emittable, reports: dict, inventory=None) -> Program:
+                     emittable, reports: dict, inventory=None, ranges=None) -> Program:
     """emittable(box) -> None or a NotExpressible explaining why Cilium cannot say it."""
-    b = Builder(ps, values, inventory)
+    b = Builder(ps, values, inventory, ranges)
     compiled: dict[int, Compiled] = {}
     order = []
     for t in sorted_tiers(ps):

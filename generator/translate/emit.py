@@ -121,7 +121,7 @@ class _NetSets:
 
 
 class Emitter:
-    def __init__(self, ps: PolicySet, version: str, inventory=None):
+    def __init__(self, ps: PolicySet, version: str, inventory=None, ranges=None):
         self.ps = ps
         self.version = version
         self.inventory = inventory
@@ -129,7 +129,7 @@ class Emitter:
         self.uses_nodes = False
         self.uses_host_firewall = False
         self.names: set = {(None, PROFILE_NAME)}
-        self.ranges = ClusterRanges(inventory)
+        self.ranges = ranges if ranges is not None else ClusterRanges(inventory)
         self._sets: _NetSets | None = None
 
     def _unique(self, p, name: str) -> str:

@@ -55,13 +55,13 @@ def _proto(p, problems: list) -> str | None:
 class Builder:
     """Turns one Calico policy's subject and rules into boxes (exact, or superset + problems)."""
 
-    def __init__(self, ps: PolicySet, values: dict | None, inventory=None):
+    def __init__(self, ps: PolicySet, values: dict | None, inventory=None, ranges=None):
         self.ps = ps
         self.values = values
         self.inventory = inventory
         self.notes: list = []        # (code, message) approximations taken for the last rule
         self.has_heps = bool(ps.host_endpoints)
-        self.ranges = ClusterRanges(inventory)
+        self.ranges = ranges if ranges is not None else ClusterRanges(inventory)
         self._netset_cache: list | None = None
         self._dnfs: dict = {}
         self._netset_hits: dict = {}
@@ -282,7 +282,10 @@ class Builder:
         hit = self._netset_hits.get(c)
         if hit is None:
             nets, domains = set(), []
+            pinned = dict(c).get(NS_KEY)
             for labels, ns in self._netset_labels():
+                if pinned is not None and not pinned.matches(ns.namespace):
+                    continue      # (a global set has no namespace: ABSENT, i.e. None)
                 if sel.matches(c, labels):
                     nets.update(ns.nets)
                     if ns.allowed_egress_domains:

@@ -18,7 +18,7 @@ NO_INVENTORY = "private range, no inventory"
 MAX_NAMED = 6          # ranges named in one message; the rest are counted
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1 << 16)      # a cluster lists one range per node: keep them all
 def net(text: str):
     return ipaddress.ip_network(text, strict=False)
 
@@ -27,7 +27,7 @@ def _summarise(pairs) -> list[tuple]:
     """(network, roles) pairs -> [(network, (role, ...))] with the same union of addresses:
     a range inside another is dropped (its role joins the container's), then adjacent ranges
     of the same roles are merged."""
-    pairs = sorted(set(pairs), key=lambda p: (p[0].version, p[0].network_address,
+    pairs = sorted(set(pairs), key=lambda p: (p[0].version, int(p[0].network_address),
                                               p[0].prefixlen, p[1]))
     kept: list[list] = []          # [network, set of roles], sorted, no one inside another
     for n, role in pairs:
