@@ -219,6 +219,9 @@ def run(size: str, engine: str, work: Path, profile: str | None = None,
     print(f"floor dump_s={dump_s:.2f} ({n_files} distinct YAML files) git_s={git_s:.2f} "
           f"({len(commits)} commits, {files} files in the last tree)", flush=True)
     ratio = (clock.times["render"] + clock.times["commit"]) / floor if floor else 0.0
+    prs = {p: len(d.decode()) for p, d in commits[-1].tree.items() if p.startswith("pr/")}
+    big = max(prs, key=prs.get) if prs else "-"
+    print(f"pr largest={big} chars={prs.get(big, 0)} (a GitHub PR body holds 65536)")
     load = os.getloadavg()
     print(f"machine cpus={os.cpu_count()} load={load[0]:.2f},{load[1]:.2f},{load[2]:.2f} "
           f"children_peak_mib={resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f}")

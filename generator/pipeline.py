@@ -25,6 +25,7 @@ from .verify.compare import verify
 # verify inside generate is quadratic in endpoint classes (~35 us per class pair here): above
 # this many classes it judges a deterministic subset and says so; `cni-migrate verify` judges all.
 VERIFY_MAX_ENDPOINTS = 300
+PR_ROWS = 50     # rows of a table in a PR description (GitHub caps a body at 65,536 chars)
 
 
 # ----------------------------------------------------------------------------- per wave
@@ -169,16 +170,20 @@ def _policies(plan: Plan, inv: Inventory, wi: WaveInput, policy_set):
     items, kept = _policy_items(translation, inv)
     wi.items.extend(items)
     if kept:
+        named = ", ".join(kept[:PR_ROWS]) + (f" and {len(kept) - PR_ROWS} more (see "
+                                             f"waves/{wave.dirname}/REPORT.md)"
+                                             if len(kept) > PR_ROWS else "")
         wi.notes.append(f"{len(kept)} Kubernetes NetworkPolicy object(s) stay as they are "
                         "(Cilium enforces them natively) and are not managed by this "
-                        f"repository: {', '.join(kept)}")
+                        f"repository: {named}")
     # Cilium reports policy import errors only in agent logs (CNP status updates are off by
     # default), so no Job gates this wave; the final-values gate exercises the policies.
     wi.notes.append("no gate Job here: Cilium reports policy import errors only in agent logs; "
                     "check them before merging final-values, whose probe Job exercises the "
                     "policies")
     wi.files["REPORT.md"] = translation.report.to_markdown()
-    wi.sections.append("## Translation fidelity\n\n" + wi.files["REPORT.md"])
+    wi.sections.append("## Translation fidelity\n\n" + translation.report.to_markdown(
+        PR_ROWS, f"waves/{wave.dirname}/REPORT.md"))
     wi.notes.append(f"translation report: waves/{wave.dirname}/REPORT.md")
     result = verify(policy_set, list(translation.objects), inventory=inv,
                     declared=translation.report, max_endpoints=VERIFY_MAX_ENDPOINTS)

@@ -72,17 +72,24 @@ class FidelityReport:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
-    def to_markdown(self) -> str:
+    def to_markdown(self, max_rows: int | None = None, full: str = "") -> str:
+        """The table, worst first; with max_rows, only that many rows (a pull request body
+        holds 65,536 characters) and a line saying how many more are in `full`."""
         c = self.counts()
         lines = ["# Policy translation report", "",
                  f"{len(self.policies)} policies: {c['exact']} exact, "
                  f"{c['approximate']} approximate, {c['untranslatable']} untranslatable.", "",
                  "| policy | fidelity | outputs | findings |", "|---|---|---|---|"]
-        for p in sorted(self.policies, key=lambda p: (LEVELS.index(p.fidelity) * -1, p.kind,
-                                                      p.namespace or "", p.name)):
+        ordered = sorted(self.policies, key=lambda p: (LEVELS.index(p.fidelity) * -1, p.kind,
+                                                       p.namespace or "", p.name))
+        rest = ordered[max_rows:] if max_rows is not None else []
+        for p in ordered[:max_rows] if max_rows is not None else ordered:
             name = f"{p.kind} {p.namespace}/{p.name}" if p.namespace else f"{p.kind} {p.name}"
             outs = ", ".join(f"{k} {n}" for k, _, n in sorted(set(p.outputs))) or "-"
             finds = "<br>".join(f"`{f.code}`{' ' + f.rule if f.rule else ''}: "
                                 f"{f.message.replace('|', '/')}" for f in p.findings) or "-"
             lines.append(f"| {name} | {p.fidelity} | {outs} | {finds} |")
+        if rest:
+            worse = sum(1 for p in rest if p.fidelity != "exact")
+            lines += ["", f"_{len(rest)} more ({worse} not exact) in {full or 'the full report'}_"]
         return "\n".join(lines) + "\n"
