@@ -49,7 +49,10 @@ TOKEN_PATTERNS = [
     (re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
      "a JSON web token"),
 ]
-_ALL_PATTERNS = [PRIVATE_KEY] + [rx for rx, _ in TOKEN_PATTERNS]
+# Necessary conditions for the patterns above: the same without their leading \b, which
+# keeps re from scanning for their literal prefix (25x slower on the PR texts).
+_HINTS = [re.compile(rx.pattern.removeprefix(r"\b")) for rx in
+          [PRIVATE_KEY] + [rx for rx, _ in TOKEN_PATTERNS]]
 # Keys whose literal string value is a credential; names/paths/refs of credentials are fine.
 SECRET_KEY = re.compile(r"(?i)^(password|passwd|secret|token|bearertoken|apikey|api_key|"
                         r"api-key|accesskey|access_key|secretkey|secret_key|clientsecret|"
@@ -307,7 +310,7 @@ def _rbac_rules(rules: list) -> list[str]:
 def _text_secrets(file: str, text: str) -> list[Finding]:
     # None of the patterns can match across a line break, so a text with no match as a whole
     # has none on any line: one search per pattern instead of one per pattern and line.
-    if not any(rx.search(text) for rx in _ALL_PATTERNS):
+    if not any(rx.search(text) for rx in _HINTS):
         return []
     out = []
     for i, line in enumerate(text.splitlines(), start=1):

@@ -84,3 +84,13 @@ def test_findings_unchanged_on_generated_tree(tmp_path):
     assert strip and strip == [(f.file.replace("a/", ""), f.obj, f.what)
                                for f in lint_files(slow)]
     assert yaml.safe_load(tree["a/job.yaml"]) == bad
+
+
+def test_secret_scan_finds_the_line():
+    token = "ghp_" + "a1" * 20
+    files = {"README.md": f"one\ntwo\nsee {token} here\n".encode(),
+             "NOTES.md": f"x{token}\n".encode(),         # no word boundary: not a token
+             "k.md": b"AKIA" + b"ABCDEFGHIJKLMNOP" + b"\n"}
+    got = [(f.file, f.what) for f in lint_files(files)]
+    assert got == [("README.md:3", "looks like a GitHub token"),
+                   ("k.md:1", "looks like an AWS access key id")]
