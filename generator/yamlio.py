@@ -201,7 +201,10 @@ def _key(value) -> str:
     # longer keys become "? key" (libyaml's simple-key limit is 128)
     if type(value) is not str or len(value) > 120:
         raise _Unsupported
-    return _scalar(value)
+    text = _scalar_text(value)
+    if text is _NOT_A_STR:
+        raise _Unsupported
+    return text
 
 
 def _line(prefix: str, text: str, out: list) -> None:
@@ -223,7 +226,12 @@ def _mapping(node: dict, indent: int, out: list, seen: set) -> None:
     for k, v in node.items():
         head = pad + _key(k) + ":"
         t = type(v)
-        if t is dict or t is list:
+        if t is str:   # most values: _scalar and _line inlined
+            text = _scalar_text(v)
+            if text is _NOT_A_STR or (len(head) + len(text) >= WIDTH and " " in text):
+                raise _Unsupported
+            out.append(head + " " + text)
+        elif t is dict or t is list:
             _seen(v, seen)
             if not v:
                 out.append(head + (" {}" if t is dict else " []"))

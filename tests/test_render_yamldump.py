@@ -56,6 +56,17 @@ def test_long_lines_with_spaces(doc):
         assert fast == pyyaml(doc)
 
 
+def test_fold_boundary():
+    """libyaml folds at a space once a line passes 100 columns: every length around it."""
+    for n in range(90, 106):
+        for cut in range(1, n - 1, 5):
+            text = "x" * cut + " " + "y" * (n - cut - 1)
+            for doc in ({"a": text}, {"abc": {"d": text}}, [text], [[text]], {"k": [text]},
+                        {"k": [{"z": text}]}, {"a": "'" + text}, {"a": "1 " + text}):
+                fast = _block_dump(doc)
+                assert fast is None or fast == pyyaml(doc)
+
+
 def test_fast_path_covers_manifests():
     """The shapes render writes most (Node labels, Kustomizations, annotated objects) must take
     the fast path, or it saves nothing."""
