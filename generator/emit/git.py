@@ -7,6 +7,7 @@ inherited from a hook or a shell never redirect our writes.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -35,7 +36,15 @@ def _git_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
 
 
+# Letters, digits, "_" and "-" in "/"-separated parts, not starting with "-": valid under
+# every rule of `git check-ref-format --branch`, so no process is needed for the names this
+# tool makes itself (rollback/wave-NN, wave/NN-key: one check each per run).
+_PLAIN_BRANCH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*(/[A-Za-z0-9_][A-Za-z0-9_-]*)*")
+
+
 def valid_branch_name(name: str) -> bool:
+    if name != "HEAD" and _PLAIN_BRANCH.fullmatch(name):
+        return True
     try:
         r = subprocess.run(["git", "check-ref-format", "--branch", name], capture_output=True,
                            env=_git_env())
