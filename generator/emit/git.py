@@ -7,6 +7,7 @@ inherited from a hook or a shell never redirect our writes.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -26,13 +27,24 @@ class NewCommit:
     date: int
     parent: str | int | None
     tree: dict[str, bytes | str]  # content, or the id of a blob already in the repository
+    # the tree of a parent given by sha, when the caller knows it: only the difference is
+    # sent (a rollback branch differs from its wave's commit in one directory)
+    base: dict[str, bytes | str] | None = None
 
 
 def _git_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
 
 
+# Letters, digits, "_" and "-" in "/"-separated parts, not starting with "-": valid under
+# every rule of `git check-ref-format --branch`, so no process is needed for the names this
+# tool makes itself (rollback/wave-NN, wave/NN-key: one check each per run).
+_PLAIN_BRANCH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*(/[A-Za-z0-9_][A-Za-z0-9_-]*)*")
+
+
 def valid_branch_name(name: str) -> bool:
+    if name != "HEAD" and _PLAIN_BRANCH.fullmatch(name):
+        return True
     try:
         r = subprocess.run(["git", "check-ref-format", "--branch", name], capture_output=True,
                            env=_git_env())
@@ -92,6 +104,24 @@ class Git:
                             file=str(self.work_tree))
         return r.stdout.decode(errors="replace")
 
+    def start(self, *args: str) -> subprocess.Popen:
+        """Run git in the background (see finish): for work that can overlap other work."""
+        try:
+            return subprocess.Popen(["git", *args], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    env=self.env, cwd=self.work_tree)
+        except FileNotFoundError:
+            raise UserError("git is not installed (needed to write the output repository)") \
+                from None
+
+    def finish(self, proc: subprocess.Popen, what: str) -> None:
+        """Wait for a start()ed git; fail as run() does."""
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            lines = err.decode(errors="replace").strip().splitlines()
+            raise UserError(f"git {what} failed: {lines[-1] if lines else proc.returncode}",
+                            file=str(self.work_tree))
+
     def ok(self, *args: str) -> bool:
         return subprocess.run(["git", *args], capture_output=True, env=self.env,
                               cwd=self.work_tree).returncode == 0
@@ -117,19 +147,21 @@ class Git:
 
     def fast_import(self, commits: list[NewCommit], identity: str = IDENTITY) -> list[str]:
         """Write blobs and commits (no ref is touched); return the commit shas in order."""
+        # On top of a known parent tree only the difference is sent (waves repeat most of
+        # the tree); otherwise the whole tree. Blobs only for what is sent, each once.
+        changes = [_changes(c, commits) for c in commits]
         blob_marks: dict[bytes, int] = {}
         chunks: list[bytes] = []
         mark = 0
-        for c in commits:
-            for path in sorted(c.tree):
-                data = c.tree[path]
+        for _, changed in changes:
+            for _, data in changed:
                 if isinstance(data, bytes) and data not in blob_marks:
                     mark += 1
                     blob_marks[data] = mark
                     chunks.append(b"blob\nmark :%d\ndata %d\n" % (mark, len(data)) + data + b"\n")
         commit_marks: list[int] = []
         scratch = b"refs/cni-migrate/import"
-        for index, c in enumerate(commits):
+        for c, (removed, changed) in zip(commits, changes):
             mark += 1
             commit_marks.append(mark)
             if c.parent is None:
@@ -145,18 +177,11 @@ class Git:
                 chunks.append(b"from :%d\n" % commit_marks[c.parent])
             elif c.parent is not None:
                 chunks.append(b"from %s\n" % c.parent.encode())
-            # On top of the previous commit of this stream, only the difference is sent
-            # (waves repeat most of the tree); otherwise the whole tree.
-            prev = commits[index - 1].tree if c.parent == index - 1 and index else None
-            if prev is None:
+            if removed is None:
                 chunks.append(b"deleteall\n")
             else:
-                for path in sorted(set(prev) - set(c.tree)):
-                    chunks.append(b"D %s\n" % path.encode())
-            for path in sorted(c.tree):
-                data = c.tree[path]
-                if prev is not None and prev.get(path) is data:
-                    continue
+                chunks.extend(b"D %s\n" % path.encode() for path in removed)
+            for path, data in changed:
                 ref = data.encode() if isinstance(data, str) else b":%d" % blob_marks[data]
                 chunks.append(b"M 100644 %s %s\n" % (ref, path.encode()))
             chunks.append(b"\n")
@@ -171,3 +196,25 @@ class Git:
                 m, sha = line.split()
                 marks[int(m[1:])] = sha
         return [marks[m] for m in commit_marks]
+
+
+def _changes(c: NewCommit, commits: list[NewCommit]) -> tuple[list[str] | None, list[tuple]]:
+    """(paths removed, [(path, content) added or changed]) against the tree the commit starts
+    from; removed is None when that tree is unknown (then: deleteall and the whole tree)."""
+    if isinstance(c.parent, int):
+        prev = commits[c.parent].tree
+    else:
+        prev = c.base if c.parent is not None else None
+    if prev is None:
+        return None, [(path, c.tree[path]) for path in sorted(c.tree)]
+    tree = c.tree
+    removed = sorted(path for path in prev if path not in tree)
+    changed = []
+    for path in sorted(tree):
+        data = tree[path]
+        old = prev.get(path)
+        # same object (render shares unchanged files between trees), else same content
+        if old is data or (old is not None and type(old) is type(data) and old == data):
+            continue
+        changed.append((path, data))
+    return removed, changed

@@ -51,10 +51,11 @@ def write_repo(out_dir, commits: list[Commit], *, branches: bool = False,
         raise ValueError("write_repo: no commits")
     if not input_digest:
         raise ValueError("write_repo: input_digest is required (it drives commit dates)")
+    checked: set[str] = set()
     for c in commits:
-        check_paths(c.tree, c.subject)
+        check_paths(c.tree, c.subject, checked)
         for name, t in c.extra_branches.items():
-            check_paths(t, f"{c.subject} branch {name}")
+            check_paths(t, f"{c.subject} branch {name}", checked)
             if not valid_branch_name(name):
                 raise ValueError(f"{c.subject}: invalid branch name {name!r}")
     out = Path(out_dir)
@@ -125,12 +126,21 @@ def _create(out: Path, commits, trees, input_digest, branches: bool, branch: str
         series = series_commits(commits, trees, input_digest, None)
         shas = git.fast_import(series)
         hook("import")
-        refs = {f"refs/heads/{branch}": shas[-1]}
-        result = EmitResult(out, branch, "created",
-                            [Written(s, c.subject, c.wave.key) for s, c in zip(shas, commits)])
-        side_branches(git, commits, shas, input_digest, branches, "", "", refs, result)
-        update_refs(git, {r: (sha, None) for r, sha in refs.items()})
-        git.run("read-tree", "--reset", "-u", f"refs/heads/{branch}")
+        # The work tree (thousands of new files: often the slowest step) is written while
+        # the side branches are imported; nothing else touches the index or the work tree.
+        checkout = git.start("read-tree", "--reset", "-u", shas[-1])
+        try:
+            refs = {f"refs/heads/{branch}": shas[-1]}
+            result = EmitResult(out, branch, "created",
+                                [Written(s, c.subject, c.wave.key) for s, c in zip(shas, commits)])
+            side_branches(git, commits, shas, input_digest, branches, "", "", refs, result,
+                          trees=trees)
+            update_refs(git, {r: (sha, None) for r, sha in refs.items()})
+        except BaseException:
+            checkout.kill()   # the whole directory is removed below
+            checkout.wait()
+            raise
+        git.finish(checkout, "read-tree")
         hook("build")
         try:
             os.replace(tmp, out)  # also replaces an empty directory

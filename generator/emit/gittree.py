@@ -19,15 +19,20 @@ def blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def check_paths(tree: dict[str, bytes], what: str) -> None:
-    """Reject paths git or the work tree would misread: a bug in the caller, not user input."""
+def check_paths(tree: dict[str, bytes], what: str, checked: set[str] | None = None) -> None:
+    """Reject paths git or the work tree would misread: a bug in the caller, not user input.
+    checked: paths already found safe (trees repeat most paths); found-safe ones are added."""
     for path, data in tree.items():
+        if not isinstance(data, bytes):
+            raise ValueError(f"{what}: content of {path} is {type(data).__name__}, not bytes")
+        if checked is not None and path in checked:
+            continue
         parts = path.split("/")
         if (not path or path.startswith("/") or any(p in ("", ".", "..", ".git") for p in parts)
                 or "\n" in path or "\0" in path or path.startswith('"')):
             raise ValueError(f"{what}: unsafe path in tree: {path!r}")
-        if not isinstance(data, bytes):
-            raise ValueError(f"{what}: content of {path} is {type(data).__name__}, not bytes")
+        if checked is not None:
+            checked.add(path)
 
 
 def tree_ids(tree: dict[str, bytes]) -> dict[str, str]:
@@ -36,12 +41,10 @@ def tree_ids(tree: dict[str, bytes]) -> dict[str, str]:
 
 def tree_digest(tree: dict[str, bytes], *, without_state: bool = True) -> str:
     """sha256 over sorted (path, blob id): a stable name for a tree's content."""
-    h = hashlib.sha256()
-    for path in sorted(tree):
-        if without_state and path == STATE_PATH:
-            continue
-        h.update(path.encode() + b"\0" + blob_id(tree[path]).encode() + b"\n")
-    return h.hexdigest()
+    skip = STATE_PATH if without_state else None
+    return hashlib.sha256(b"".join(
+        b"%s\0%s\n" % (path.encode(), blob_id(tree[path]).encode())
+        for path in sorted(tree) if path != skip)).hexdigest()
 
 
 @dataclass

@@ -101,19 +101,22 @@ def series_commits(commits, trees, input_digest, parent: str | None) -> list[New
     return out
 
 
-def extra_commits(commits, input_digest, base_refs: list,
-                  name_of) -> tuple[list[NewCommit], list[str]]:
-    """Commits for Commit.extra_branches (e.g. rollback), each on top of its wave's commit."""
+def extra_commits(commits, input_digest, base_refs: list, name_of,
+                  base_trees: list | None = None) -> tuple[list[NewCommit], list[str]]:
+    """Commits for Commit.extra_branches (e.g. rollback), each on top of its wave's commit.
+    base_trees: the tree of each base_refs commit where known, so only differences are sent."""
     d0 = date0(input_digest)
     new, names = [], []
     for i, c in enumerate(commits):
         if base_refs[i] is None:
             continue
+        base = base_trees[i] if base_trees is not None else None
         for name in sorted(c.extra_branches):
             msg = message(f"{name}: {c.subject}",
                            f"Branch {name}, based on the commit of {c.subject}.",
                            trailers(c, input_digest))
-            new.append(NewCommit(msg, d0 + 60 * i + 30, base_refs[i], c.extra_branches[name]))
+            new.append(NewCommit(msg, d0 + 60 * i + 30, base_refs[i], c.extra_branches[name],
+                                 base))
             names.append(name_of(name))
     return new, names
 
@@ -123,20 +126,26 @@ def wave_branch(c: Commit, prefix: str = "", suffix: str = "") -> str:
 
 
 def side_branches(git: Git, commits, shas, input_digest, branches: bool, prefix: str,
-                   suffix: str, refs: dict, result: EmitResult, skip_existing: bool = False):
-    """Wave branches (if asked) and Commit.extra_branches, added to `refs` (name -> sha)."""
+                   suffix: str, refs: dict, result: EmitResult, skip_existing: bool = False,
+                   trees: list | None = None):
+    """Wave branches (if asked) and Commit.extra_branches, added to `refs` (name -> sha).
+    trees: the tree of each commit in shas, where known (see extra_commits)."""
     wanted: dict[str, str] = {}
     if branches:
         for c, sha in zip(commits, shas):
             if sha is not None:
                 wanted[wave_branch(c, prefix, suffix)] = sha
-    extra, names = extra_commits(commits, input_digest, shas, lambda n: f"{prefix}{n}{suffix}")
+    extra, names = extra_commits(commits, input_digest, shas, lambda n: f"{prefix}{n}{suffix}",
+                                 trees)
     if extra:
         for name, sha in zip(names, git.fast_import(extra)):
             wanted[name] = sha
+    # one listing rather than a rev-parse per branch (a process each)
+    existing = set(git.run("for-each-ref", "--format=%(refname)", "refs/heads/").split()) \
+        if wanted else set()
     for name in sorted(wanted):
         ref = f"refs/heads/{name}"
-        if git.rev(ref) is not None:
+        if ref in existing:
             if skip_existing:
                 result.skipped_branches.append(name)
                 continue

@@ -45,7 +45,8 @@ def write_new_branch(git: Git, out: Path, commits, trees, input_digest, branches
     result = EmitResult(out, name, "new-branch",
                         [Written(s, c.subject, c.wave.key) for s, c in zip(shas, commits)])
     refs = {f"refs/heads/{name}": shas[-1]}
-    side_branches(git, commits, shas, input_digest, branches, f"{name}-", "", refs, result)
+    side_branches(git, commits, shas, input_digest, branches, f"{name}-", "", refs, result,
+                  trees=trees)
     update_refs(git, {r: (sha, None) for r, sha in refs.items()})  # work tree stays as is
     hook("ref")
     return result
@@ -137,10 +138,13 @@ def update_branch(git: Git, out: Path, commits, trees, input_digest, branches: b
     # branches of the first series stay as they were.
     refs: dict[str, str] = {}
     by_wave: list[str | None] = [None] * len(commits)
-    for i, sha in zip(sorted(owned), shas):
+    by_wave_trees: list[dict | None] = [None] * len(commits)
+    for i, sha, nc in zip(sorted(owned), shas, new_commits):
         by_wave[i] = sha
+        by_wave_trees[i] = nc.tree
     side_branches(git, commits, by_wave, input_digest, branches, "",
-                   f"-{short(input_digest, 8)}", refs, result, skip_existing=True)
+                   f"-{short(input_digest, 8)}", refs, result, skip_existing=True,
+                   trees=by_wave_trees)
     move(git, f"refs/heads/{branch}", head, shas[-1], {r: (s, None) for r, s in refs.items()})
     return result
 
@@ -156,6 +160,7 @@ def fill_empty(git: Git, out: Path, commits, trees, input_digest, branches, bran
     result = EmitResult(out, branch, "created",
                         [Written(s, c.subject, c.wave.key) for s, c in zip(shas, commits)])
     refs: dict[str, str] = {}
-    side_branches(git, commits, shas, input_digest, branches, "", "", refs, result)
+    side_branches(git, commits, shas, input_digest, branches, "", "", refs, result,
+                  trees=trees)
     move(git, f"refs/heads/{branch}", None, shas[-1], {r: (s, None) for r, s in refs.items()})
     return result

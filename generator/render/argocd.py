@@ -13,8 +13,6 @@
 """
 from __future__ import annotations
 
-import copy
-
 from ..plan.model import Plan
 from .overlays import load_overlay
 
@@ -32,15 +30,20 @@ def sync_wave(wave_number: int, step: int) -> str:
 
 
 def annotate(obj: dict, wave_number: int, step: int) -> dict:
-    obj = copy.deepcopy(obj)
-    ann = obj.setdefault("metadata", {}).setdefault("annotations", {})
+    """A copy of obj with the sync annotations. Only obj, its metadata and annotations are
+    copied (keys keep their places; new ones go last); the rest is shared with obj, which is
+    never changed: a deep copy of every manifest cost more than dumping it."""
+    meta = dict(obj.get("metadata", {}))
+    ann = dict(meta.get("annotations", {}))
     ann[SYNC_WAVE] = sync_wave(wave_number, step)
     group = obj.get("apiVersion", "").rpartition("/")[0]
     if obj.get("kind") == "Node":
         ann[SYNC_OPTIONS] = NODE_SYNC_OPTIONS
     elif group == "cilium.io":
         ann.setdefault(SYNC_OPTIONS, CR_SYNC_OPTIONS)
-    obj["metadata"]["annotations"] = dict(sorted(ann.items()))
+    meta["annotations"] = dict(sorted(ann.items()))
+    obj = dict(obj)
+    obj["metadata"] = meta
     return obj
 
 

@@ -12,8 +12,6 @@
 """
 from __future__ import annotations
 
-import copy
-
 from ..plan.model import Plan
 from .overlays import load_overlay
 
@@ -37,10 +35,13 @@ def annotate(obj: dict) -> dict:
         extra = {PRUNE: "disabled"}
     if not extra:
         return obj
-    obj = copy.deepcopy(obj)
-    ann = obj.setdefault("metadata", {}).setdefault("annotations", {})
+    # shallow copies down to the annotations, as argocd.annotate does; obj is never changed
+    meta = dict(obj.get("metadata", {}))
+    ann = dict(meta.get("annotations", {}))
     ann.update(extra)
-    obj["metadata"]["annotations"] = dict(sorted(ann.items()))
+    meta["annotations"] = dict(sorted(ann.items()))
+    obj = dict(obj)
+    obj["metadata"] = meta
     return obj
 
 

@@ -113,6 +113,9 @@ class Renderer:
         self.waves_by_key = {w.key: w for w in plan.waves}
         self._cache: dict[tuple, tuple] = {}
         self._text_cache: dict[tuple, str] = {}
+        # these live as long as this Renderer, i.e. one render() call
+        self._files_cache: dict[tuple, dict[str, bytes]] = {}
+        self._encoded: dict[str, bytes] = {}
 
     # ----------------------------------------------------------------- state changes per wave
 
@@ -155,19 +158,39 @@ class Renderer:
             self._text_cache[key] = render_values(values, cluster_name=self.plan.cluster_name)
         return self._text_cache[key]
 
-    def _cilium_files(self, wave: Wave) -> dict[str, str]:
+    def _bytes(self, text: str) -> bytes:
+        """The encoded text, one bytes object per distinct text for the whole render: later
+        trees then share their unchanged files with earlier ones (emit skips a path whose
+        content `is` the previous tree's, and hashes each object once)."""
+        data = self._encoded.get(text)
+        if data is None:
+            data = self._encoded[text] = text.encode("utf-8")
+        return data
+
+    def _cilium_files(self, wave: Wave) -> dict[str, bytes]:
         install = self.waves_by_key.get("cilium-install")
         if install is None or wave.number < install.number:
             return {}
-        out = {"cilium/values.yaml": self._values_text(self._values_for(wave))}
+        key = ("cilium", self._values_text(self._values_for(wave)))
+        hit = self._files_cache.get(key)
+        if hit is not None:
+            return hit
+        out = {"cilium/values.yaml": key[1]}
         if self.engine == "flux":
             out["cilium/kustomization.yaml"] = yamlio.dump(flux.cilium_kustomization())
             out["cilium/helmrepository.yaml"] = yamlio.dump(flux.helm_repository(self.plan))
             out["cilium/helmrelease.yaml"] = yamlio.dump(
                 flux.helm_release(self.plan, self.migration.chart_version))
+        out = self._files_cache[key] = {p: self._bytes(t) for p, t in out.items()}
         return out
 
-    def _bootstrap_files(self) -> dict[str, str]:
+    def _bootstrap_files(self) -> dict[str, bytes]:
+        # flux_steps only grows (one entry per step of each added wave): a tuple of it names
+        # the bootstrap/ content exactly
+        key = ("bootstrap", tuple(self.state.flux_steps) if self.engine == "flux" else ())
+        hit = self._files_cache.get(key)
+        if hit is not None:
+            return hit
         out: dict[str, str] = {}
         if self.engine == "argocd":
             objs = argocd.bootstrap(self.plan)
@@ -177,80 +200,80 @@ class Renderer:
             out["bootstrap/argocd-cm-patch.yaml"] = (
                 "# Merge into argocd-cm by hand (see README.md); not listed in kustomization.yaml\n"
                 + yamlio.dump(argocd.argocd_cm_patch(self.plan)))
-            return out
-        names = {"gitrepository.yaml": flux.git_repository(self.plan),
-                 "kustomization-root.yaml": flux.root_kustomization(self.plan)}
-        prev = None
-        for name, path, timeout in self.state.flux_steps:
-            names[f"steps/{name}.yaml"] = flux.kustomization(self.plan, name, path, prev, timeout)
-            prev = name
-        for fname, obj in names.items():
-            out[f"bootstrap/{fname}"] = yamlio.dump(obj)
-        out["bootstrap/kustomization.yaml"] = _kustomization(sorted(names))
+        else:
+            names = {"gitrepository.yaml": flux.git_repository(self.plan),
+                     "kustomization-root.yaml": flux.root_kustomization(self.plan)}
+            prev = None
+            for name, path, timeout in self.state.flux_steps:
+                names[f"steps/{name}.yaml"] = flux.kustomization(self.plan, name, path, prev,
+                                                                 timeout)
+                prev = name
+            for fname, obj in names.items():
+                out[f"bootstrap/{fname}"] = yamlio.dump(obj)
+            out["bootstrap/kustomization.yaml"] = _kustomization(sorted(names))
+        out = self._files_cache[key] = {p: self._bytes(t) for p, t in out.items()}
         return out
 
-    def _step_files(self, wave: Wave, num: int, step: _Step) -> tuple[dict[str, str], list[dict]]:
-        """Files of one step directory (relative names) and its objects. Cached: every later
-        commit repeats the earlier waves unchanged, and dumping YAML is the costly part."""
+    def _step_files(self, wave: Wave, num: int, step: _Step) -> tuple[dict[str, bytes], list]:
+        """Files of one step directory (path in the tree -> content) and the (namespace, name)
+        of its Jobs. Cached: every later commit repeats the earlier waves unchanged, and
+        dumping YAML is the costly part."""
         key = (wave.key, num, tuple(id(i) for i in step.items), tuple(step.refs))
         hit = self._cache.get(key)
         if hit is not None:
-            return hit
+            return hit[0], hit[1]
         taken: set[str] = {"kustomization.yaml"}
         files: dict[str, str] = {}
-        objs: list[dict] = []
+        jobs: list[tuple] = []
         for item in step.items:
             fname = _filename(item, taken)
             obj = _engine_object(self.plan, wave, num, item.obj)
-            objs.append(obj)
+            if obj.get("kind") == "Job":
+                jobs.append(((obj.get("metadata") or {}).get("namespace"),
+                             obj["metadata"]["name"]))
             files[fname] = yamlio.dump(obj)
         files["kustomization.yaml"] = _kustomization(
             sorted(f for f in files if f != "kustomization.yaml") + list(step.refs))
+        base = f"waves/{wave.dirname}/{STEP_DIRS[num]}/"
+        out = {base + name: self._bytes(text) for name, text in files.items()}
         # keep the Items alive with the entry, so their ids cannot be reused by new objects
-        self._cache[key] = (files, objs, list(step.items))
-        return files, objs, step.items
+        self._cache[key] = (out, jobs, list(step.items))
+        return out, jobs
 
     def _wave_files(self, wave: Wave, steps: dict[int, _Step], extra: dict[str, str],
-                    objects_out: list[dict]) -> dict[str, str]:
+                    jobs_out: list) -> dict[str, bytes]:
         base = f"waves/{wave.dirname}"
-        out: dict[str, str] = {}
+        out: dict[str, bytes] = {}
         for num, step in steps.items():
-            files, objs, _ = self._step_files(wave, num, step)
-            objects_out.extend(objs)
-            for name, text in files.items():
-                out[f"{base}/{STEP_DIRS[num]}/{name}"] = text
-        out[f"{base}/kustomization.yaml"] = _kustomization([STEP_DIRS[n] for n in steps])
+            files, jobs = self._step_files(wave, num, step)
+            jobs_out.extend(jobs)
+            out.update(files)
+        out[f"{base}/kustomization.yaml"] = self._bytes(
+            _kustomization([STEP_DIRS[n] for n in steps]))
         for name, text in extra.items():
-            out[f"{base}/{name}"] = text
+            out[f"{base}/{name}"] = self._bytes(text)
         return out
 
-    def _tree(self, current: Wave, state_waves: dict[str, dict[int, _Step]],
-              objects_out: list[dict]) -> dict[str, bytes]:
-        files: dict[str, str] = {}
+    def _tree(self, current: Wave, state_waves: dict[str, dict[int, _Step]]) -> dict[str, bytes]:
+        files: dict[str, bytes] = {}
         files.update(self._bootstrap_files())
         files.update(self._cilium_files(current))
         dirs = []
+        jobs: list[tuple] = []
         for w in self.plan.waves[:current.number + 1]:
-            files.update(self._wave_files(w, state_waves[w.key], self.state.files[w.key],
-                                          objects_out))
+            files.update(self._wave_files(w, state_waves[w.key], self.state.files[w.key], jobs))
             dirs.append(w.dirname)
-        files["waves/kustomization.yaml"] = _kustomization(dirs)
+        files["waves/kustomization.yaml"] = self._bytes(_kustomization(dirs))
         for w in self.plan.waves[:current.number + 1]:
-            key = ("pr", w.number)
-            if key not in self._text_cache:
-                self._text_cache[key] = self._pr(w)
-            files[f"pr/wave-{w.number:02d}.md"] = self._text_cache[key]
-        files["README.md"] = self._readme(current)
-        self._check_unique_jobs(objects_out)
-        return {k: v.encode("utf-8") for k, v in sorted(files.items())}
+            files[f"pr/wave-{w.number:02d}.md"] = self._bytes(self._pr_text(w))
+        files["README.md"] = self._bytes(self._readme(current))
+        self._check_unique_jobs(jobs)
+        return dict(sorted(files.items()))
 
     @staticmethod
-    def _check_unique_jobs(objs: list[dict]) -> None:
+    def _check_unique_jobs(jobs: list[tuple]) -> None:
         seen: set[tuple] = set()
-        for o in objs:
-            if o.get("kind") != "Job":
-                continue
-            key = ((o.get("metadata") or {}).get("namespace"), o["metadata"]["name"])
+        for key in jobs:
             if key in seen:
                 raise ValueError(f"Job {key} appears twice: Job names must be unique per wave")
             seen.add(key)
@@ -281,6 +304,12 @@ class Renderer:
 
     def _notes(self, wave: Wave) -> list[str]:
         return list(self.inputs.get(wave.key, WaveInput()).notes)
+
+    def _pr_text(self, wave: Wave) -> str:
+        key = ("pr", wave.number)
+        if key not in self._text_cache:
+            self._text_cache[key] = self._pr(wave)
+        return self._text_cache[key]
 
     def _pr(self, wave: Wave) -> str:
         return env().get_template("pr.md.j2").render(
@@ -324,21 +353,20 @@ class Renderer:
                 items = list(step.items)
             steps[num] = _Step(items, list(step.refs))
         waves[wave.key] = steps
-        return self._tree(wave, waves, [])
+        return self._tree(wave, waves)
 
     def commits(self) -> list[Commit]:
         out: list[Commit] = []
         for wave in self.plan.waves:
             self._add_wave(wave)
-            objects: list[dict] = []
-            tree = self._tree(wave, self.state.waves, objects)
+            tree = self._tree(wave, self.state.waves)
             extra = {}
             rb = self._rollback_tree(wave)
             if rb is not None:
                 extra[f"rollback/wave-{wave.number:02d}"] = rb
             out.append(Commit(wave=wave, subject=f"wave {wave.number:02d}: {wave.title}",
                               body=self._commit_body(wave), tree=tree,
-                              pr_description=self._pr(wave), extra_branches=extra))
+                              pr_description=self._pr_text(wave), extra_branches=extra))
         return out
 
 
