@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 
 from ..errors import UserError, object_name
 from ..yamlio import Loaded, load_text
@@ -425,8 +426,9 @@ def _stray_pod_ranges(objects: list[Loaded], nodes: list[Node], known: list[Cidr
 
     wide = [span(ipaddress.ip_network(c.cidr)) for c in known
             if c.role in ("pod", "ippool", "flannel") and not c.origin.startswith("node ")]
-    per_node = {n.name: [span(ipaddress.ip_network(c, strict=False)) for c in n.pod_cidrs]
-                for n in nodes}
+    # each node's own pod CIDRs after the wide ones: the ranges its pods' IPs are tested against
+    ranges = {n.name: wide + [span(ipaddress.ip_network(c, strict=False)) for c in n.pod_cidrs]
+              for n in nodes}
     found: dict[str, str] = {}
     for item in objects:
         o = item.obj
@@ -438,19 +440,36 @@ def _stray_pod_ranges(objects: list[Loaded], nodes: list[Node], known: list[Cidr
         ips = [p.get("ip") for p in status.get("podIPs") or [] if isinstance(p, dict)] \
             or [status.get("podIP")]
         for text in ips:
-            try:
-                ip = ipaddress.ip_address(text)
-            except (ValueError, TypeError):
+            parsed = _ip_value(text)
+            if parsed is None:
                 continue
-            v, i = ip.version, int(ip)
+            v, i = parsed
             if any(nv == v and lo <= i <= hi
-                   for nv, lo, hi in wide + per_node.get(spec.get("nodeName"), [])):
+                   for nv, lo, hi in ranges.get(spec.get("nodeName"), wide)):
                 continue
+            ip = ipaddress.ip_address(text)
             block = str(ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 64}",
                                              strict=False))
             found.setdefault(block, object_name(o))
     return [Cidr(b, f"pod IPs outside every known pod range (e.g. {who})", "pod")
             for b, who in sorted(found.items())]
+
+
+def _ip_value(text) -> tuple[int, int] | None:
+    """(version, integer) of what ipaddress.ip_address(text) accepts, else None. A dotted quad
+    as inet_ntop writes it back is parsed by the socket module: ~10x cheaper, and ipaddress
+    reads such text the same way (50,000 pod IPs per load)."""
+    try:
+        packed = socket.inet_pton(socket.AF_INET, text)
+    except (OSError, TypeError, ValueError):
+        packed = None
+    if packed is not None and socket.inet_ntop(socket.AF_INET, packed) == text:
+        return 4, int.from_bytes(packed, "big")
+    try:
+        ip = ipaddress.ip_address(text)
+    except (ValueError, TypeError):
+        return None
+    return ip.version, int(ip)
 
 
 def _flag_values(container: dict, flag: str) -> list[str]:
