@@ -55,12 +55,19 @@ class _Index:
             if kind not in _KINDS:
                 continue
             meta = o.get("metadata") or {}
-            key = f"{meta.get('namespace') or ''}/{meta.get('name')}"
-            group = str(o.get("apiVersion") or "").rsplit("/", 1)[0]
+            # Pods and Nodes first, without the key: a snapshot holds tens of thousands
+            if kind == "Pod":
+                if meta.get("namespace") == "kube-system" and \
+                        (meta.get("labels") or {}).get("component") in FLAG_CIDRS:
+                    self.control_plane_pods.append(item)
+                continue
             if kind == "Node":
                 if FLANNEL_NODE_ANNOTATION in (meta.get("annotations") or {}):
                     self.flannel_annotated_nodes += 1
-            elif kind == "DaemonSet":
+                continue
+            key = f"{meta.get('namespace') or ''}/{meta.get('name')}"
+            group = str(o.get("apiVersion") or "").rsplit("/", 1)[0]
+            if kind == "DaemonSet":
                 self.daemonsets[key] = item
             elif kind == "Deployment":
                 self.deployments[key] = item
@@ -72,10 +79,6 @@ class _Index:
                 self.ippools.append(item)
             elif kind == "FelixConfiguration" and group in CALICO_GROUPS:
                 self.felix.append(item)
-            elif kind == "Pod":
-                if meta.get("namespace") == "kube-system" and \
-                        (meta.get("labels") or {}).get("component") in FLAG_CIDRS:
-                    self.control_plane_pods.append(item)
 
 
 def _containers(item: Loaded) -> list[dict]:
@@ -94,9 +97,15 @@ def _ns(key: str) -> str:
 
 # ---- detection ----------------------------------------------------------------------------------
 
-def detect_cni(objects: list[Loaded]) -> SourceCNI:
-    """The source CNI; UserError when it is unsupported, already Cilium, or not found."""
-    idx = _Index(objects)
+def index(objects: list[Loaded]) -> _Index:
+    """The objects detect_cni and collect_cidrs read, for passing to both (one pass)."""
+    return _Index(objects)
+
+
+def detect_cni(objects: list[Loaded], idx: _Index | None = None) -> SourceCNI:
+    """The source CNI; UserError when it is unsupported, already Cilium, or not found.
+    idx: index(objects), when the caller has it already."""
+    idx = _Index(objects) if idx is None else idx
     _refuse_foreign(idx)
     canal = calico_node = None
     flannel: list[str] = []
@@ -532,9 +541,10 @@ def _split(value) -> list[str]:
     return [p.strip() for p in str(value).split(",") if p.strip()]
 
 
-def collect_cidrs(objects: list[Loaded], nodes: list[Node], service_cidr_override: str | None
-                  ) -> tuple[list[Cidr], str | None]:
-    """Every CIDR in use (pods, services, node addresses, pools) and the service CIDR."""
+def collect_cidrs(objects: list[Loaded], nodes: list[Node], service_cidr_override: str | None,
+                  idx: _Index | None = None) -> tuple[list[Cidr], str | None]:
+    """Every CIDR in use (pods, services, node addresses, pools) and the service CIDR.
+    idx: index(objects), when the caller has it already."""
     out: list[Cidr] = []
     node_files: dict[str, str] | None = None
 
@@ -557,7 +567,7 @@ def collect_cidrs(objects: list[Loaded], nodes: list[Node], service_cidr_overrid
             ip = ipaddress.ip_address(a)
             out.append(Cidr(f"{ip}/{ip.max_prefixlen}", f"node {n.name} address", "node"))
 
-    idx = _Index(objects)
+    idx = _Index(objects) if idx is None else idx
     for item in idx.ippools:
         spec = item.obj.get("spec") or {}
         name = object_name(item.obj)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ..errors import UserError, object_name
 from ..yamlio import Loaded, iter_yaml_files, load_paths
-from .detect import collect_cidrs, detect_cni, parse_cluster_configuration
+from . import detect
+from .detect import parse_cluster_configuration
 from .model import (ContainerPort, Inventory, Namespace, Node, Pod, Service, ServiceAccount)
 
 CALICO_GROUPS = ("projectcalico.org", "crd.projectcalico.org")
@@ -156,18 +157,20 @@ def build_inventory(loaded: list[Loaded], *, source: str, default_name: str,
             policy.append(item)
         elif group == "policy.networking.k8s.io" and kind in ADMIN_POLICY_KINDS:
             admin.append(f"{kind} {meta['name']}")
-        if _keep_raw(group, kind, obj):  # after typing: that has checked the shape
+        # after typing, which has checked the shape
+        if group or kind not in TYPED_ONLY or (kind == "Pod" and _maps_host_ports(obj)):
             kept.append(item)
 
     # detection and CIDRs read raw Nodes, Pods and Services: all of `loaded`, not `kept`
-    cni = detect_cni(loaded)
+    idx = detect.index(loaded)
+    cni = detect.detect_cni(loaded, idx)
     if admin and cni.enforces_policy:
         cni.warnings.append(
             f"{len(admin)} admin network policies ({', '.join(sorted(admin)[:3])}"
             f"{', ...' if len(admin) > 3 else ''}) are enforced by Calico but not translated: "
             "they stop being enforced once Cilium takes over; recreate them before the "
             "policies wave")
-    cidrs, svc = collect_cidrs(loaded, nodes, service_cidr)
+    cidrs, svc = detect.collect_cidrs(loaded, nodes, service_cidr, idx)
     hashes.sort()
     digest = hashlib.sha256("\n".join(f"{'/'.join(k)} {h}" for k, h in hashes).encode())
     return Inventory(
@@ -182,17 +185,13 @@ def build_inventory(loaded: list[Loaded], *, source: str, default_name: str,
 TYPED_ONLY = frozenset({"Node", "Pod", "Service", "Namespace", "ServiceAccount"})
 
 
-def _keep_raw(group: str, kind: str, obj: dict) -> bool:
-    """Is this object kept raw in Inventory.objects?"""
-    if group != "" or kind not in TYPED_ONLY:
-        return True
-    # plan/network.py reads hostPort mappings from the raw Pod, in object order: keep the few
-    # Pods that have any (a malformed port entry too, so that reading stays as it was)
-    if kind == "Pod":
-        for c in (obj.get("spec") or {}).get("containers") or []:
-            for p in c.get("ports") or []:
-                if not isinstance(p, dict) or p.get("hostPort"):
-                    return True
+def _maps_host_ports(pod: dict) -> bool:
+    """plan/network.py reads hostPort mappings from the raw Pod, in object order: the few Pods
+    that have any (or a malformed port entry, so that reading stays as it was) are kept raw."""
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        for p in c.get("ports") or []:
+            if not isinstance(p, dict) or p.get("hostPort"):
+                return True
     return False
 
 
