@@ -3,8 +3,8 @@
 Built from a snapshot directory (generator/inventory/snapshot.py) or a live cluster
 (generator/live/). Everything downstream (plan, translate, verify, render) reads only this.
 Core Nodes, Pods, Services, Namespaces and ServiceAccounts are held only in their typed form
-(slotted: a 50,000-pod cluster has hundreds of thousands of them); every other object is kept
-raw, with its origin.
+(slotted: a 50,000-pod cluster has hundreds of thousands of them); every other object, and a
+Pod that maps host ports, is kept raw in Inventory.objects, with its origin.
 """
 from __future__ import annotations
 
@@ -94,7 +94,8 @@ class SourceCNI:
 class Inventory:
     source: str                         # snapshot path or "context <name>"
     objects: list[Loaded]               # raw objects in a stable order: all but the typed
-                                        # core kinds (snapshot.TYPED_ONLY), see snapshot.py
+                                        # core kinds (snapshot.TYPED_ONLY; Pods with
+                                        # hostPorts are kept)
     nodes: list[Node]
     namespaces: list[Namespace]
     pods: list[Pod]

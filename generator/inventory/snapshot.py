@@ -87,8 +87,8 @@ def _load_files(files: list[Path], paths: list[str], service_cidr: str | None) -
 @contextmanager
 def _gc_paused():
     """Parsing a snapshot makes millions of dicts and lists and no reference cycles; most are
-    dropped once typed. The cycle collector would only walk them again and again (~1 s of a
-    50,000-pod load); after the load it walks just what the Inventory keeps."""
+    dropped once typed. The cycle collector would only walk them again and again (0.5-1 s of
+    a 50,000-pod load); after the load it walks just what the Inventory keeps."""
     was = gc.isenabled()
     gc.disable()
     try:
