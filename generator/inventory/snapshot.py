@@ -171,7 +171,7 @@ def build_inventory(loaded: list[Loaded], *, source: str, default_name: str,
             "they stop being enforced once Cilium takes over; recreate them before the "
             "policies wave")
     cidrs, svc = detect.collect_cidrs(loaded, nodes, service_cidr, idx)
-    hashes.sort()
+    hashes.sort(key=lambda kh: kh[0])  # keys are unique (duplicates refused above)
     digest = hashlib.sha256("\n".join(f"{'/'.join(k)} {h}" for k, h in hashes).encode())
     return Inventory(
         source=source, objects=kept, nodes=nodes, namespaces=namespaces, pods=pods,
