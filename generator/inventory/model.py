@@ -2,7 +2,9 @@
 
 Built from a snapshot directory (generator/inventory/snapshot.py) or a live cluster
 (generator/live/). Everything downstream (plan, translate, verify, render) reads only this.
-Raw objects are kept (with their origin) so nothing the user exported is lost.
+Core Nodes, Pods, Services, Namespaces and ServiceAccounts are held only in their typed form
+(slotted: a 50,000-pod cluster has hundreds of thousands of them); every other object, and a
+Pod that maps host ports, is kept raw in Inventory.objects, with its origin.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from dataclasses import dataclass, field
 from ..yamlio import Loaded
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Node:
     name: str
     labels: dict[str, str]
@@ -24,20 +26,20 @@ class Node:
     taints: tuple[dict, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Namespace:
     name: str
     labels: dict[str, str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ContainerPort:
     name: str | None
     port: int
     protocol: str = "TCP"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pod:
     name: str
     namespace: str
@@ -51,14 +53,14 @@ class Pod:
     ports: tuple[ContainerPort, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServiceAccount:
     name: str
     namespace: str
     labels: dict[str, str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Service:
     name: str
     namespace: str
@@ -67,7 +69,7 @@ class Service:
     ports: tuple[dict, ...]             # raw spec.ports entries
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cidr:
     cidr: str                           # normalised network, e.g. "10.244.0.0/16"
     origin: str                         # e.g. "node worker-1 spec.podCIDRs", "IPPool default-ipv4"
@@ -91,7 +93,9 @@ class SourceCNI:
 @dataclass
 class Inventory:
     source: str                         # snapshot path or "context <name>"
-    objects: list[Loaded]               # every object read, in a stable order
+    objects: list[Loaded]               # raw objects in a stable order: all but the typed
+                                        # core kinds (snapshot.TYPED_ONLY; Pods with
+                                        # hostPorts are kept)
     nodes: list[Node]
     namespaces: list[Namespace]
     pods: list[Pod]

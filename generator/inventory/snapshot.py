@@ -6,14 +6,18 @@ scanning a list, so 5,000 nodes / 50,000 pods / 20,000 policies load in linear t
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import ipaddress
 import json
+from contextlib import contextmanager
+from json.encoder import c_make_encoder, encode_basestring_ascii
 from pathlib import Path
 
 from ..errors import UserError, object_name
 from ..yamlio import Loaded, iter_yaml_files, load_paths
-from .detect import collect_cidrs, detect_cni, parse_cluster_configuration
+from . import detect
+from .detect import parse_cluster_configuration
 from .model import (ContainerPort, Inventory, Namespace, Node, Pod, Service, ServiceAccount)
 
 CALICO_GROUPS = ("projectcalico.org", "crd.projectcalico.org")
@@ -66,6 +70,12 @@ def load_snapshot(paths: list[str], *, service_cidr: str | None = None) -> Inven
         if real not in seen_files:
             seen_files.add(real)
             files.append(f)
+    with _gc_paused():
+        return _load_files(files, paths, service_cidr)
+
+
+def _load_files(files: list[Path], paths: list[str], service_cidr: str | None) -> Inventory:
+    # the raw objects are dropped on return, before the collector runs again
     loaded = load_paths(files)
     if not loaded:
         raise UserError("no Kubernetes objects found (expected kubectl get -o yaml output)",
@@ -74,11 +84,26 @@ def load_snapshot(paths: list[str], *, service_cidr: str | None = None) -> Inven
                            default_name=_dir_name(paths[0]), service_cidr=service_cidr)
 
 
+@contextmanager
+def _gc_paused():
+    """Parsing a snapshot makes millions of dicts and lists and no reference cycles; most are
+    dropped once typed. The cycle collector would only walk them again and again (0.5-1 s of
+    a 50,000-pod load); after the load it walks just what the Inventory keeps."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def build_inventory(loaded: list[Loaded], *, source: str, default_name: str,
                     service_cidr: str | None = None) -> Inventory:
     """The Inventory of already-loaded objects (also used by the live reader)."""
     seen: dict[tuple, Loaded] = {}
     hashes: list[tuple[tuple, str]] = []
+    kept: list[Loaded] = []
     nodes: list[Node] = []
     namespaces: list[Namespace] = []
     pods: list[Pod] = []
@@ -89,6 +114,7 @@ def build_inventory(loaded: list[Loaded], *, source: str, default_name: str,
     admin: list[str] = []
     cluster_name = None
     typed_lists = {"Node": nodes, "Pod": pods, "Service": services}
+    shared = _Shared()
 
     for item in loaded:
         obj = item.obj
@@ -109,7 +135,7 @@ def build_inventory(loaded: list[Loaded], *, source: str, default_name: str,
 
         if group == "" and kind in _TYPED:
             try:
-                typed = _TYPED[kind](item)
+                typed = _TYPED[kind](item, shared)
             except (TypeError, ValueError, AttributeError, KeyError) as e:
                 # a hand-edited export with a wrong type somewhere: name it, no traceback
                 raise UserError(f"malformed {kind}: {e.__class__.__name__}: {e}",
@@ -117,10 +143,12 @@ def build_inventory(loaded: list[Loaded], *, source: str, default_name: str,
             typed_lists[kind].append(typed)
         elif group == "":
             if kind == "Namespace":
-                namespaces.append(Namespace(meta["name"], dict(meta.get("labels") or {})))
+                namespaces.append(Namespace(shared.text(meta["name"]),
+                                            shared.labels(meta.get("labels"))))
             elif kind == "ServiceAccount":
-                sas.append(ServiceAccount(meta["name"], meta.get("namespace") or "default",
-                                          dict(meta.get("labels") or {})))
+                sas.append(ServiceAccount(meta["name"],
+                                          shared.text(meta.get("namespace") or "default"),
+                                          shared.labels(meta.get("labels"))))
             elif kind == "ConfigMap" and meta["name"] == "kubeadm-config":
                 cluster_name = _kubeadm_cluster_name(item)
         elif kind == "PodDisruptionBudget" and group == "policy":
@@ -129,22 +157,73 @@ def build_inventory(loaded: list[Loaded], *, source: str, default_name: str,
             policy.append(item)
         elif group == "policy.networking.k8s.io" and kind in ADMIN_POLICY_KINDS:
             admin.append(f"{kind} {meta['name']}")
+        # after typing, which has checked the shape
+        if group or kind not in TYPED_ONLY or (kind == "Pod" and _maps_host_ports(obj)):
+            kept.append(item)
 
-    cni = detect_cni(loaded)
+    # detection and CIDRs read raw Nodes, Pods and Services: all of `loaded`, not `kept`
+    idx = detect.index(loaded)
+    cni = detect.detect_cni(loaded, idx)
     if admin and cni.enforces_policy:
         cni.warnings.append(
             f"{len(admin)} admin network policies ({', '.join(sorted(admin)[:3])}"
             f"{', ...' if len(admin) > 3 else ''}) are enforced by Calico but not translated: "
             "they stop being enforced once Cilium takes over; recreate them before the "
             "policies wave")
-    cidrs, svc = collect_cidrs(loaded, nodes, service_cidr)
-    hashes.sort()
+    cidrs, svc = detect.collect_cidrs(loaded, nodes, service_cidr, idx)
+    hashes.sort(key=lambda kh: kh[0])  # keys are unique (duplicates refused above)
     digest = hashlib.sha256("\n".join(f"{'/'.join(k)} {h}" for k, h in hashes).encode())
     return Inventory(
-        source=source, objects=loaded, nodes=nodes, namespaces=namespaces, pods=pods,
+        source=source, objects=kept, nodes=nodes, namespaces=namespaces, pods=pods,
         service_accounts=sas, services=services, pdbs=pdbs, cni=cni, cidrs=cidrs,
         service_cidr=svc, cluster_name=cluster_name or default_name, policy_objects=policy,
         digest=digest.hexdigest())
+
+
+# Core kinds held only in typed form (Inventory.nodes, pods, ...): nothing after the build reads
+# them raw, and at 50,000 pods their dicts are most of a snapshot's memory (~140 MB).
+TYPED_ONLY = frozenset({"Node", "Pod", "Service", "Namespace", "ServiceAccount"})
+
+
+def _maps_host_ports(pod: dict) -> bool:
+    """plan/network.py reads hostPort mappings from the raw Pod, in object order: the few Pods
+    that have any (or a malformed port entry, so that reading stays as it was) are kept raw."""
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        for p in c.get("ports") or []:
+            if not isinstance(p, dict) or p.get("hostPort"):
+                return True
+    return False
+
+
+class _Shared:
+    """One string object per distinct value (namespace, node, label value, ...) and one tuple
+    per distinct list of container ports: a snapshot repeats them on every pod. Lives for one
+    build; what it holds is immutable."""
+
+    def __init__(self):
+        self.strings: dict[str, str] = {}
+        self.port_lists: dict[tuple, tuple[ContainerPort, ...]] = {}
+
+    def text(self, value):
+        return self.strings.setdefault(value, value) if type(value) is str else value
+
+    def labels(self, raw) -> dict:
+        labels = dict(raw or {})
+        for k, v in labels.items():
+            if type(v) is str:
+                labels[k] = self.strings.setdefault(v, v)
+        return labels
+
+    def ports(self, ports: tuple[tuple, ...]) -> tuple[ContainerPort, ...]:
+        """(name, port, protocol) triples as ContainerPorts."""
+        try:
+            got = self.port_lists.get(ports)
+        except TypeError:  # a list as a port name: odd, but it was accepted before
+            return tuple(ContainerPort(n, p, proto) for n, p, proto in ports)
+        if got is None:
+            got = self.port_lists[ports] = tuple(
+                ContainerPort(self.text(n), p, self.text(proto)) for n, p, proto in ports)
+        return got
 
 
 def _dir_name(path: str) -> str:
@@ -156,10 +235,12 @@ def _dir_name(path: str) -> str:
 
 def canonical(obj: dict) -> dict:
     """The object without server bookkeeping; status kept only where a plan reads it."""
-    out = {k: v for k, v in obj.items() if k != "status"}
+    out = dict(obj)  # key order is free: the digest encodes with sorted keys
+    status = out.pop("status", None)
     meta = dict(obj.get("metadata") or {})
     for k in VOLATILE_META:
-        meta.pop(k, None)
+        if k in meta:
+            del meta[k]
     ann = meta.get("annotations")
     if ann:
         ann = {k: v for k, v in ann.items() if k not in VOLATILE_ANNOTATIONS}
@@ -168,7 +249,6 @@ def canonical(obj: dict) -> dict:
         else:
             meta.pop("annotations")
     out["metadata"] = meta
-    status = obj.get("status")
     if isinstance(status, dict):
         kind = obj.get("kind")
         if kind == "Node":
@@ -180,13 +260,22 @@ def canonical(obj: dict) -> dict:
     return out
 
 
-# One encoder for every object: building it per call costs ~25% on 75,000 objects.
+# json.dumps(sort_keys=True, separators=(",", ":"), default=str), with the C encoder that
+# JSONEncoder.encode builds on every call built once (it keeps no state without markers).
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), check_circular=False,
                             default=str)
+_C_ENCODE = c_make_encoder and c_make_encoder(None, str, encode_basestring_ascii, None, ":", ",",
+                                              True, False, True)
+
+
+def _canonical_json(obj: dict) -> str:
+    if _C_ENCODE is None:  # pragma: no cover - Python built without the _json accelerator
+        return _ENCODER.encode(canonical(obj))
+    return "".join(_C_ENCODE(canonical(obj), 0))
 
 
 def _object_hash(obj: dict) -> str:
-    return hashlib.sha256(_ENCODER.encode(canonical(obj)).encode()).hexdigest()
+    return hashlib.sha256(_canonical_json(obj).encode()).hexdigest()
 
 
 # ---- typed objects ------------------------------------------------------------------------------
@@ -206,10 +295,10 @@ def _is_ip(text) -> bool:
         return False
 
 
-def _node(item: Loaded) -> Node:
+def _node(item: Loaded, shared: _Shared) -> Node:
     obj = item.obj
     meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
-    labels = dict(meta.get("labels") or {})
+    labels = shared.labels(meta.get("labels"))
     internal, addrs = None, []
     for a in status.get("addresses") or []:
         addr = a.get("address") if isinstance(a, dict) else None
@@ -221,12 +310,13 @@ def _node(item: Loaded) -> Node:
     cidrs = spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else [])
     zone = next((labels[z] for z in ZONE_LABELS if z in labels), None)
     return Node(
-        name=meta["name"], labels=labels, internal_ip=internal, addresses=tuple(addrs),
-        pod_cidrs=tuple(cidrs), control_plane=any(k in labels for k in CONTROL_PLANE_LABELS),
-        zone=zone, ready=_node_ready(status), taints=tuple(spec.get("taints") or ()))
+        name=shared.text(meta["name"]), labels=labels, internal_ip=internal,
+        addresses=tuple(addrs), pod_cidrs=tuple(cidrs),
+        control_plane=any(k in labels for k in CONTROL_PLANE_LABELS), zone=zone,
+        ready=_node_ready(status), taints=tuple(spec.get("taints") or ()))
 
 
-def _pod(item: Loaded) -> Pod:
+def _pod(item: Loaded, shared: _Shared) -> Pod:
     obj = item.obj
     meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
     ips = [p.get("ip") for p in status.get("podIPs") or [] if isinstance(p, dict) and p.get("ip")]
@@ -241,24 +331,25 @@ def _pod(item: Loaded) -> Pod:
     for c in containers:
         for p in c.get("ports") or []:
             if isinstance(p, dict) and p.get("containerPort") is not None:
-                ports.append(ContainerPort(p.get("name"), int(p["containerPort"]),
-                                           p.get("protocol") or "TCP"))
+                ports.append((p.get("name"), int(p["containerPort"]), p.get("protocol") or "TCP"))
+    text = shared.text
     return Pod(
-        name=meta["name"], namespace=meta.get("namespace") or "default",
-        labels=dict(meta.get("labels") or {}), node=spec.get("nodeName"), ips=tuple(ips),
-        host_network=bool(spec.get("hostNetwork")),
-        service_account=spec.get("serviceAccountName") or spec.get("serviceAccount") or "default",
-        owner_kind=owner.get("kind") if owner else None,
-        owner_name=owner.get("name") if owner else None, ports=tuple(ports))
+        name=meta["name"], namespace=text(meta.get("namespace") or "default"),
+        labels=shared.labels(meta.get("labels")), node=text(spec.get("nodeName")),
+        ips=tuple(ips), host_network=bool(spec.get("hostNetwork")),
+        service_account=text(spec.get("serviceAccountName") or spec.get("serviceAccount")
+                             or "default"),
+        owner_kind=text(owner.get("kind")) if owner else None,
+        owner_name=text(owner.get("name")) if owner else None, ports=shared.ports(tuple(ports)))
 
 
-def _service(item: Loaded) -> Service:
+def _service(item: Loaded, shared: _Shared) -> Service:
     obj = item.obj
     meta, spec = obj["metadata"], obj.get("spec") or {}
     ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
     return Service(
-        name=meta["name"], namespace=meta.get("namespace") or "default",
-        selector=dict(spec.get("selector") or {}),
+        name=meta["name"], namespace=shared.text(meta.get("namespace") or "default"),
+        selector=shared.labels(spec.get("selector")),
         cluster_ips=tuple(ip for ip in ips if ip and ip != "None"),
         ports=tuple(spec.get("ports") or ()))
 
