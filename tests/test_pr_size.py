@@ -50,3 +50,21 @@ def test_policies_wave_pr_points_at_the_full_report(tmp_path, monkeypatch):
     assert f"_{n_report - 1 - 3} more (" in text and "-policies/REPORT.md_" in text
     for p in (out / "pr").glob("*.md"):
         assert len(p.read_text()) <= GITHUB_BODY_MAX, p.name
+
+
+def test_long_node_lists_are_cut_and_point_at_the_files(tmp_path):
+    from snapshots import make_snapshot
+    snap = make_snapshot(tmp_path, "canal", nodes=130)
+    out = tmp_path / "out"
+    assert main(["generate", "--from", str(snap), "--engine", "flux", "--out", str(out),
+                 "--batch-size", "60"]) == 0
+    cut = [p for p in sorted((out / "pr").glob("wave-*.md")) if "more (one file each in" in
+           p.read_text()]
+    assert cut, "no node wave above 50 nodes: the fixture no longer exercises the cut"
+    for p in cut:
+        line = next(ln for ln in p.read_text().splitlines()
+                    if ln.startswith("Nodes switched in this wave ("))
+        total = int(line.split("(")[1].split(")")[0])
+        assert line.count("`") // 2 == 50 + 1 and f"and {total - 50} more" in line
+        wave_dir = line.rsplit("`waves/", 1)[1].split("`")[0]
+        assert len(list((out / "waves" / wave_dir).glob("node-*.yaml"))) == total

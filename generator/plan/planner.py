@@ -166,6 +166,17 @@ def _enforcement_gap(inv: Inventory) -> str:
             "enforces nothing until final-values; Calico still enforces on unswitched nodes.")
 
 
+NAMED_MAX = 50     # names listed in one line of a PR description (a body holds 65,536 chars)
+
+
+def _named(nodes: list[str]) -> str:
+    """': a, b, c' or, for a long list, ' 1246 nodes: a, b, ... and 1196 more'."""
+    if len(nodes) <= NAMED_MAX:
+        return ": " + ", ".join(nodes)
+    return (f" {len(nodes)} nodes: {', '.join(nodes[:NAMED_MAX])} and {len(nodes) - NAMED_MAX}"
+            " more (one file each in this wave's s1-change/)")
+
+
 def _node_wave(number: int, index: int, kind: str, nodes: list[str], worker_i: int,
                workers_total: int, zone_of: dict[str, str | None]) -> Wave:
     zones = sorted({zone_of[n] or "-" for n in nodes})
@@ -175,7 +186,7 @@ def _node_wave(number: int, index: int, kind: str, nodes: list[str], worker_i: i
              "control-plane": f"control-plane nodes ({len(nodes)})"}[kind]
     risk = {"canary": "medium", "workers": "medium", "control-plane": "high"}[kind]
     changes = [
-        f"label {MIGRATION_LABEL}=true on: {', '.join(nodes)} (zones: {', '.join(zones)})",
+        f"label {MIGRATION_LABEL}=true on{_named(nodes)} (zones: {', '.join(zones)})",
         "per node, one after the other: cordon; drain through the eviction API (PodDisruption"
         "Budgets honoured); restart the node's Cilium agent so it reads the CiliumNodeConfig; "
         "re-create the pods left on the node (DaemonSet pods included) so they get Cilium "
