@@ -105,6 +105,8 @@ def generate(snapshot: Path, out: Path, engine: str, clock: Clock, skip: frozens
     check_options(options)
     with clock.stage("load"):
         inventory = load_snapshot([str(snapshot)])
+    heap = cli.frozen_heap()   # as generate does, until the end
+    heap.__enter__()
     with clock.stage("plan"):
         inventory = pipeline.apply_service_cidr(inventory, options)
         plan = make_plan(inventory, options)
@@ -134,6 +136,7 @@ def generate(snapshot: Path, out: Path, engine: str, clock: Clock, skip: frozens
                    branch=options.repo_revision, meta=meta)
     with clock.stage("lint"):
         lint_files(commits[-1].tree, images=options.images)
+    heap.__exit__(None, None, None)
     return plan, commits
 
 

@@ -45,9 +45,8 @@ def _check_not_in_snapshot(out: Path, args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..emit.gitrepo import preflight, write_repo
-    from ..lint import lint_files
-    from ..pipeline import build
+    from ..cli import frozen_heap
+    from ..emit.gitrepo import preflight
     from .plan import options_from_args
 
     options = options_from_args(args)
@@ -55,6 +54,15 @@ def run(args: argparse.Namespace) -> int:
         _check_not_in_snapshot(Path(args.out), args)
         preflight(args.out, new_branch=args.new_branch)
     inventory = inventory_from_args(args)
+    with frozen_heap():
+        return _generate(args, options, inventory)
+
+
+def _generate(args, options, inventory) -> int:
+    from ..emit.gitrepo import preflight, write_repo
+    from ..lint import lint_files
+    from ..pipeline import build
+
     out = Path(args.out) if args.out else default_out(inventory.cluster_name)
     if not args.out:
         _check_not_in_snapshot(out, args)
