@@ -41,6 +41,7 @@ import ipaddress
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ..verify.cidrs import CidrIndex
 from ..verify.model import Endpoint, Flow, Verdict
 from .model import EntityRule, HostEndpoint, NetworkSet, Policy, PolicySet, Rule
 from .selector import Node, parse, pinned, prefixed
@@ -270,6 +271,11 @@ class FelixModel:
                               for t in tiers]
         self.netsets = [(tuple(_net(n) for n in s.nets), self._netset_labels(s))
                         for s in policy_set.network_sets]
+        # every endpoint looks up its address in every network set (30,000 x 400 at size L)
+        flat = [(i, n) for i, (nets, _labels) in enumerate(self.netsets) for n in nets]
+        self._netset_of = [i for i, _n in flat]
+        self._netset_index = CidrIndex([n for _i, n in flat])
+        self._netsets_by_key: dict[tuple, list[dict]] = {}
         self.heps_by_node: dict[str, list[HostEndpoint]] = {}
         self.heps_by_ip: dict[str, list[HostEndpoint]] = {}
         for h in sorted(policy_set.host_endpoints, key=lambda h: h.name):
@@ -280,7 +286,7 @@ class FelixModel:
         self._infos: dict = {}
         self._pairs: dict = {}
         self._netset_cache: dict = {}
-        self._tier_index: list | None = None    # see _candidates
+        self._tier_index: list | None = None    # see _index
 
     # ---- labels as Felix sees them ------------------------------------------------------
 
@@ -345,8 +351,17 @@ class FelixModel:
         got = self._netset_cache.get(ip)
         if got is None:
             addr = _addr(ip)
-            got = [labels for nets, labels in self.netsets if _in_nets(addr, nets)]
+            got = [] if addr is None else self._netsets_containing(addr)
             self._netset_cache[ip] = got
+        return got
+
+    def _netsets_containing(self, addr) -> list[dict]:
+        """Labels of the network sets with a net that contains addr, in network-set order."""
+        key = self._netset_index.distinct(addr)
+        got = self._netsets_by_key.get(key)
+        if got is None:
+            owners = sorted({self._netset_of[i] for i in self._netset_index.indexes(key)})
+            got = self._netsets_by_key[key] = [self.netsets[i][1] for i in owners]
         return got
 
     # ---- matching -----------------------------------------------------------------------
@@ -466,9 +481,11 @@ class FelixModel:
         if labels is not None:
             attr = "ingress" if direction == "ingress" else "egress"
             typ = "Ingress" if direction == "ingress" else "Egress"
-            for tier, pols in self._candidates(labels):
-                sel = [(cp, getattr(cp, attr)) for cp in pols
-                       if typ in cp.policy.types and cp.selector.evaluate(labels)]
+            for (tier, pols, groups, _open, _index), hit in zip(self._index(),
+                                                                self._matched(info)):
+                found = sorted(i for g in hit if typ in groups[g][2] for i in groups[g][1])
+                sel = [(cp, getattr(cp, attr)) for cp in (pols[i] for i in found)
+                       if typ in cp.policy.types]
                 if sel:
                     out.append((tier, sel))
             for cp in self.untracked:
@@ -483,50 +500,80 @@ class FelixModel:
         info.chains[direction] = got
         return got
 
-    def _candidates(self, labels: dict):
-        """tier_policies cut down to the policies that can select an endpoint with these
-        labels, in order. A policy whose selector pins a label (`k == 'v'`, `k in {...}`)
-        cannot match an endpoint without one of those values, so each policy is filed under
-        one pinned label (the namespace when pinned: namespaced policies always are) and an
-        endpoint evaluates only the policies filed under its own values plus the unpinned
-        ones: with thousands of namespaces and apps, not every policy for every endpoint."""
+    def governs(self, ep: Endpoint, direction: str) -> bool:
+        """bool(chain(ep, direction)[0]): does a (tracked) policy select the endpoint and
+        govern the direction. Without building the chain, which can list thousands of
+        policies (every `app == 'web'` policy for every web pod)."""
+        info = self._info(ep)
+        if info.labels is None:
+            return False
+        typ = "Ingress" if direction == "ingress" else "Egress"
+        for (_tier, _pols, groups, _open, _index), hit in zip(self._index(), self._matched(info)):
+            for g in hit:
+                if typ in groups[g][2]:
+                    return True
+        return False
+
+    def _index(self) -> list:
+        """Per tier: (tier, policies, groups, open, index). A group is one distinct selector
+        with the policies that use it (positions in the tier, ascending) and the union of
+        their types: thousands of policies share a few selectors, each is evaluated once per
+        endpoint. A selector that pins a label (`k == 'v'`, `k in {...}`) cannot match an
+        endpoint without one of those values, so each group is filed under one pinned label
+        (the namespace when pinned: namespaced policies always are) and an endpoint evaluates
+        only the groups filed under its own values plus the unpinned (open) ones."""
         if self._tier_index is None:
             self._tier_index = []
             for tier, pols in self.tier_policies:
-                open_, index = [], {}
+                by_selector: dict[Node, int] = {}
+                groups: list[tuple] = []
                 for i, cp in enumerate(pols):
-                    pins = pinned(cp.selector)
+                    g = by_selector.get(cp.selector)
+                    if g is None:
+                        g = by_selector[cp.selector] = len(groups)
+                        groups.append((cp.selector, [], set()))
+                    groups[g][1].append(i)
+                    groups[g][2].update(cp.policy.types)
+                open_, index = [], {}
+                for g, (node, _members, _types) in enumerate(groups):
+                    pins = pinned(node)
                     key = NS_LABEL if NS_LABEL in pins else min(pins, default=None)
                     if key is None:
-                        open_.append(i)
+                        open_.append(g)
                         continue
                     by_value = index.setdefault(key, {})
                     for v in pins[key]:
-                        by_value.setdefault(v, []).append(i)
-                self._tier_index.append((tier, pols, open_, index))
-        out = []
-        for tier, pols, open_, index in self._tier_index:
-            idx = set(open_)
-            for key, by_value in index.items():
-                v = labels.get(key)
-                if v is not None:
-                    idx.update(by_value.get(v, ()))
-            out.append((tier, pols if len(idx) == len(pols) else [pols[i] for i in sorted(idx)]))
-        return out
+                        by_value.setdefault(v, []).append(g)
+                self._tier_index.append((tier, pols, groups, open_, index))
+        return self._tier_index
+
+    def _matched(self, info: "_EpInfo") -> list[list[int]]:
+        """Per tier, the groups whose selector matches the endpoint (ascending; both
+        directions share them)."""
+        if info.matched is None:
+            labels = info.labels
+            info.matched = []
+            for _tier, _pols, groups, open_, index in self._index():
+                cand = set(open_)
+                for key, by_value in index.items():
+                    v = labels.get(key)
+                    if v is not None:
+                        cand.update(by_value.get(v, ()))
+                info.matched.append([g for g in sorted(cand) if groups[g][0].evaluate(labels)])
+        return info.matched
 
     def _pair_chain(self, direction: str, flow: Flow, si: "_EpInfo", di: "_EpInfo"):
-        """The endpoint's chain for this (source, destination) pair, as a list of tiers of
-        [policy, filtered rules or None]: a policy's rules are filtered by their
-        address/identity part the first time evaluation reaches it; only the L4 part is then
-        left per flow."""
+        """(chain, notes, filtered) of the endpoint for this (source, destination) pair:
+        filtered is {id(policy): its rules filtered by their address/identity part}, filled
+        the first time evaluation reaches a policy; only the L4 part is then left per flow.
+        The chain itself is shared, not copied per pair: it can list thousands of policies."""
         key = (direction, si.idx, di.idx)
         got = self._pairs.get(key)
         if got is not None:
             return got
         ep = flow.src if direction == "egress" else flow.dst
         chain, chain_notes = self.chain(ep, direction)
-        got = ([(tier, [[cp, rules, None] for cp, rules in pols]) for tier, pols in chain],
-               chain_notes)
+        got = (chain, chain_notes, {})
         if len(self._pairs) >= PAIR_CACHE_MAX:
             self._pairs.clear()
         self._pairs[key] = got
@@ -557,15 +604,15 @@ class FelixModel:
             if pname and (pname, flow.port) in ports:
                 return Verdict(True, f"failsafe port {pname}/{flow.port} ({direction} at "
                                      f"{ep.name})", direction)
-        chain, chain_notes = self._pair_chain(direction, flow, src_info, dst_info)
+        chain, chain_notes, filtered = self._pair_chain(direction, flow, src_info, dst_info)
         notes = list(chain_notes)
         rule_l4 = self._rule_l4
         for tier, pols in chain:
             passed = False
-            for entry in pols:
-                cp, rules = entry[0], entry[2]
+            for cp, raw in pols:
+                rules = filtered.get(id(cp))      # the policy lives as long as the model
                 if rules is None:
-                    rules = entry[2] = self._filter(entry[1], flow, src_info, dst_info)
+                    rules = filtered[id(cp)] = self._filter(raw, flow, src_info, dst_info)
                 for cr, l3, l3_notes in rules:
                     if not l3:
                         notes.extend(l3_notes)
@@ -625,6 +672,7 @@ class _EpInfo:
     labels: dict | None        # Felix labels when a Calico endpoint
     cands: list                # label sets a peer selector may match (own + network sets)
     chains: dict               # direction -> (chain, notes)
+    matched: list | None = None    # per tier: the selector groups that match (see _matched)
 
 
 _MODELS: dict = {}
