@@ -207,13 +207,33 @@ class _Rule:
     dst_any: bool
 
 
-@dataclass(frozen=True)
 class _Policy:
-    policy: Policy
-    label: str                      # "GlobalNetworkPolicy security.deny-db"
-    selector: Node
-    ingress: tuple
-    egress: tuple
+    """A policy as Felix evaluates it. Its rules (ingress, egress: tuples of _Rule) are
+    compiled the first time they are read: a model of 20,000 policies (size L) is built to
+    answer for a few hundred endpoints, whose chains reach a small part of them."""
+    __slots__ = ("policy", "label", "selector", "_entities", "_ingress", "_egress")
+
+    def __init__(self, policy: Policy, label: str, selector: Node, entities: dict | None):
+        self.policy = policy
+        self.label = label              # "GlobalNetworkPolicy security.deny-db"
+        self.selector = selector
+        self._entities = entities
+        self._ingress: tuple | None = None
+        self._egress: tuple | None = None
+
+    @property
+    def ingress(self) -> tuple:
+        if self._ingress is None:
+            p = self.policy
+            self._ingress = _rules(p, p.ingress, self._entities) if "Ingress" in p.types else ()
+        return self._ingress
+
+    @property
+    def egress(self) -> tuple:
+        if self._egress is None:
+            p = self.policy
+            self._egress = _rules(p, p.egress, self._entities) if "Egress" in p.types else ()
+        return self._egress
 
 
 _ANY = _Entity((), (), None, None, (), (), None, ())
@@ -227,18 +247,28 @@ def policy_label(p: Policy) -> str:
     return f"{kind} {p.namespace}/{name}" if p.namespace else f"{kind} {name}"
 
 
-def _compile(p: Policy) -> _Policy:
-    def rules(rs):
-        out = []
-        for r in rs:
-            src = _Entity.build(r.source, p.namespace)
-            dst = _Entity.build(r.destination, p.namespace)
-            out.append(_Rule(r, proto_number(r.protocol), proto_number(r.not_protocol), src, dst,
-                             src == _ANY, dst == _ANY))
-        return tuple(out)
-    return _Policy(p, policy_label(p), parse(policy_selector(p)),
-                   rules(p.ingress) if "Ingress" in p.types else (),
-                   rules(p.egress) if "Egress" in p.types else ())
+def _rules(p: Policy, rs: tuple, entities: dict | None) -> tuple:
+    """The rules of policy p compiled. entities: {(EntityRule, namespace): _Entity} shared
+    by the policies of one model (thousands of rules name the same peer)."""
+    def entity(e: EntityRule) -> _Entity:
+        if entities is None:
+            return _Entity.build(e, p.namespace)
+        got = entities.get((e, p.namespace))
+        if got is None:
+            got = entities[(e, p.namespace)] = _Entity.build(e, p.namespace)
+        return got
+
+    out = []
+    for r in rs:
+        src = entity(r.source)
+        dst = entity(r.destination)
+        out.append(_Rule(r, proto_number(r.protocol), proto_number(r.not_protocol), src, dst,
+                         src == _ANY, dst == _ANY))
+    return tuple(out)
+
+
+def _compile(p: Policy, entities: dict | None = None) -> _Policy:
+    return _Policy(p, policy_label(p), parse(policy_selector(p)), entities)
 
 
 # --------------------------------------------------------------------------- the model
@@ -261,13 +291,14 @@ class FelixModel:
         tiers.sort(key=lambda t: (t.order, t.name))
         by_tier: dict[str, list[Policy]] = {t.name: [] for t in tiers}
         self.untracked: list[_Policy] = []      # preDNAT / doNotTrack: not modelled
+        entities: dict = {}
         for p in policy_set.policies:
             if p.pre_dnat or p.do_not_track:
-                self.untracked.append(_compile(p))
+                self.untracked.append(_compile(p, entities))
             else:
                 by_tier[p.tier].append(p)
-        self.tier_policies = [(t, [_compile(p) for p in sorted(by_tier[t.name],
-                                                              key=Policy.sort_key)])
+        self.tier_policies = [(t, [_compile(p, entities) for p in sorted(by_tier[t.name],
+                                                                        key=Policy.sort_key)])
                               for t in tiers]
         self.netsets = [(tuple(_net(n) for n in s.nets), self._netset_labels(s))
                         for s in policy_set.network_sets]

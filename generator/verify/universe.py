@@ -510,7 +510,7 @@ def order_key(members) -> tuple:
     each member: a member's repr is a complete literal, so none is a prefix of another and the
     first member whose repr differs decides. A caller can so compute a long member's repr once
     for all the keys that share it."""
-    return tuple(repr(m) for m in members)
+    return tuple(map(repr, members))
 
 
 def inventory_universe(inventory, policy_set: PolicySet, cilium_objects: list[dict]) -> Universe:
@@ -564,7 +564,7 @@ def inventory_universe(inventory, policy_set: PolicySet, cilium_objects: list[di
         if pod.host_network:
             continue      # host-network pods are their node's host endpoint
         sa = pod.service_account or "default"
-        identities.add((pod.namespace, frozen_labels(pod.labels), sa))
+        identities.add((pod.namespace, frozenset(pod.labels.items()), sa))   # counted only
         ports = tuple(sorted((cp.name, cp.port, cp.protocol) for cp in pod.ports
                              if cp.name in named_refs))
         nsp = ns_proj.get(pod.namespace)
@@ -578,18 +578,30 @@ def inventory_universe(inventory, policy_set: PolicySet, cilium_objects: list[di
         groups.setdefault(key, []).append(pod)
     endpoints: list[Endpoint] = []
     extra_ports: set[int] = set()
+    # the same namespace, service-account and node labels for thousands of classes: one tuple
+    ns_frozen: dict[str, tuple] = {}
+    sa_frozen: dict[tuple, tuple] = {}
+    node_frozen: dict[str, tuple] = {}
     for key, pods in sorted(groups.items(), key=sort_key):
         ns, labels, sa, _nsl, _sal, _ipsig, ports, _node = key
         first = min(pods, key=lambda p: p.name)     # the first of the sorted names
         node = first.node
-        nl = dict(nodes[node].labels) if node in nodes else {}
+        nsf = ns_frozen.get(ns)
+        if nsf is None:
+            nsf = ns_frozen[ns] = frozen_labels(ns_labels.get(ns, {NS_META: ns}))
+        saf = sa_frozen.get((ns, sa))
+        if saf is None:
+            saf = sa_frozen[(ns, sa)] = frozen_labels(sa_labels.get((ns, sa)))
+        nodef = node_frozen.get(node)
+        if nodef is None:
+            nodef = node_frozen[node] = frozen_labels(
+                dict(nodes[node].labels) if node in nodes else {})
         extra_ports.update(p for _n, p, _pr in ports)
         endpoints.append(Endpoint(
             kind="pod", name=f"pod {ns}/{first.name}" + (f" (+{len(pods) - 1})" if len(pods) > 1 else ""),
             ip=first.ips[0] if first.ips else None, namespace=ns, labels=frozen_labels(first.labels),
-            namespace_labels=frozen_labels(ns_labels.get(ns, {NS_META: ns})),
-            service_account=sa, service_account_labels=frozen_labels(sa_labels.get((ns, sa))),
-            node=node, node_labels=frozen_labels(nl),
+            namespace_labels=nsf, service_account=sa, service_account_labels=saf,
+            node=node, node_labels=nodef,
             named_ports=tuple(NamedPort(n, p, pr) for n, p, pr in ports),
             weight=len(pods)))
     l4, _named = flow_classes(policy_set, cilium_objects, extra_ports=tuple(sorted(extra_ports)))
