@@ -513,13 +513,19 @@ def order_key(members) -> tuple:
     return tuple(map(repr, members))
 
 
-def inventory_universe(inventory, policy_set: PolicySet, cilium_objects: list[dict]) -> Universe:
+def inventory_universe(inventory, policy_set: PolicySet, cilium_objects: list[dict], *,
+                       keys: set[str] | None = None, cidrs: list[str] | None = None) -> Universe:
     """Endpoints of a real cluster, one per class of pods that no selector, CIDR or named port
-    of either side can tell apart (weights = pods in the class)."""
-    keys = referenced_keys(policy_set, cilium_objects)
+    of either side can tell apart (weights = pods in the class).
+
+    keys, cidrs: referenced_keys() and _all_cidrs() of the same policies when the caller has
+    them already (each walks every Cilium object)."""
+    if keys is None:
+        keys = referenced_keys(policy_set, cilium_objects)
+    cidr_texts = _all_cidrs(policy_set, cilium_objects) if cidrs is None else cidrs
     cidrs = []
     parsed: dict[str, object] = {}      # thousands of rules repeat 0.0.0.0/0 and 10.0.0.0/8
-    for c in _all_cidrs(policy_set, cilium_objects):
+    for c in cidr_texts:
         text = str(c).strip()
         if text not in parsed:
             try:
@@ -634,7 +640,7 @@ def inventory_universe(inventory, policy_set: PolicySet, cilium_objects: list[di
         if e.ip:
             taken.add(e.ip)
     in_cluster = cidr_index(cluster_nets)    # one /24 per node: thousands of networks
-    for ip in cidr_probe_addresses(_all_cidrs(policy_set, cilium_objects)) + [WORLD_IP]:
+    for ip in cidr_probe_addresses(cidr_texts) + [WORLD_IP]:
         a = ipaddress.ip_address(ip)
         if ip in taken or in_cluster(a):
             continue       # inside the cluster's own ranges: covered by real endpoints
@@ -647,7 +653,9 @@ def inventory_universe(inventory, policy_set: PolicySet, cilium_objects: list[di
         f"as {len(host_groups)} classes"])
 
 
-def build_universe(policy_set: PolicySet, cilium_objects: list[dict], inventory=None) -> Universe:
+def build_universe(policy_set: PolicySet, cilium_objects: list[dict], inventory=None, *,
+                   keys: set[str] | None = None, cidrs: list[str] | None = None) -> Universe:
+    """keys, cidrs: see inventory_universe (the synthetic universe does not use them)."""
     if inventory is not None:
-        return inventory_universe(inventory, policy_set, cilium_objects)
+        return inventory_universe(inventory, policy_set, cilium_objects, keys=keys, cidrs=cidrs)
     return synthetic_universe(policy_set, cilium_objects)
