@@ -594,21 +594,42 @@ class FelixModel:
         return info.matched
 
     def _pair_chain(self, direction: str, flow: Flow, si: "_EpInfo", di: "_EpInfo"):
-        """(chain, notes, filtered) of the endpoint for this (source, destination) pair:
-        filtered is {id(policy): its rules filtered by their address/identity part}, filled
-        the first time evaluation reaches a policy; only the L4 part is then left per flow.
-        The chain itself is shared, not copied per pair: it can list thousands of policies."""
+        """(chain, notes, progress) of the endpoint for this (source, destination) pair:
+        progress holds per tier [kept, upto] for _kept (see there). The chain itself is
+        shared, not copied per pair: it can list thousands of policies."""
         key = (direction, si.idx, di.idx)
         got = self._pairs.get(key)
         if got is not None:
             return got
         ep = flow.src if direction == "egress" else flow.dst
         chain, chain_notes = self.chain(ep, direction)
-        got = (chain, chain_notes, {})
+        got = (chain, chain_notes, [[[], 0] for _ in chain])
         if len(self._pairs) >= PAIR_CACHE_MAX:
             self._pairs.clear()
         self._pairs[key] = got
         return got
+
+    def _kept(self, pols: list, progress: list, flow: Flow, si: "_EpInfo", di: "_EpInfo"):
+        """The (policy, rules) of one tier for one pair, in order, each policy's rules filtered
+        by their address/identity part (only the L4 part is left per flow). A policy none of
+        whose rules can match the pair decides nothing and notes nothing: it is left out, so
+        the pair's later flows (other ports) do not walk past it again. Filtering goes only
+        as far as evaluation reaches (progress = [kept so far, policies filtered so far])."""
+        kept = progress[0]
+        i = 0
+        while True:
+            if i < len(kept):
+                yield kept[i]
+                i += 1
+                continue
+            j = progress[1]
+            if j >= len(pols):
+                return
+            progress[1] = j + 1
+            cp, raw = pols[j]
+            rules = self._filter(raw, flow, si, di)
+            if rules:
+                kept.append((cp, rules))
 
     def _filter(self, rules: tuple, flow: Flow, si: "_EpInfo", di: "_EpInfo") -> tuple:
         kept = []
@@ -635,15 +656,12 @@ class FelixModel:
             if pname and (pname, flow.port) in ports:
                 return Verdict(True, f"failsafe port {pname}/{flow.port} ({direction} at "
                                      f"{ep.name})", direction)
-        chain, chain_notes, filtered = self._pair_chain(direction, flow, src_info, dst_info)
+        chain, chain_notes, progress = self._pair_chain(direction, flow, src_info, dst_info)
         notes = list(chain_notes)
         rule_l4 = self._rule_l4
-        for tier, pols in chain:
+        for (tier, pols), tier_progress in zip(chain, progress):
             passed = False
-            for cp, raw in pols:
-                rules = filtered.get(id(cp))      # the policy lives as long as the model
-                if rules is None:
-                    rules = filtered[id(cp)] = self._filter(raw, flow, src_info, dst_info)
+            for cp, rules in self._kept(pols, tier_progress, flow, src_info, dst_info):
                 for cr, l3, l3_notes in rules:
                     if not l3:
                         notes.extend(l3_notes)
