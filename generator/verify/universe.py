@@ -457,23 +457,19 @@ def _node_labels(node: str) -> dict:
 def referenced_keys(policy_set: PolicySet, cilium_objects: list[dict]) -> set[str]:
     """Every label key any selector of either side reads (pod, namespace, SA, node labels)."""
     keys: set[str] = set()
-    seen: set[str] = set()      # thousands of rules repeat a few selector texts
-
-    def calico(text):
-        if text and text not in seen:
-            seen.add(text)
+    texts: set = set()          # thousands of rules repeat a few selector texts: each once
+    for p in policy_set.policies:
+        texts.update((p.selector, p.namespace_selector, p.service_account_selector))
+        for r in p.ingress + p.egress:
+            for ent in (r.source, r.destination):
+                texts.update((ent.selector, ent.not_selector, ent.namespace_selector,
+                              ent.service_accounts.selector if ent.service_accounts else None))
+    for text in texts:
+        if text:
             try:
                 keys.update(calsel.label_keys(calsel.parse(text)))
             except (calsel.SelectorError, ValueError):
                 pass
-    for p in policy_set.policies:
-        for t in (p.selector, p.namespace_selector, p.service_account_selector):
-            calico(t)
-        for r in p.ingress + p.egress:
-            for ent in (r.source, r.destination):
-                for t in (ent.selector, ent.not_selector, ent.namespace_selector,
-                          ent.service_accounts.selector if ent.service_accounts else None):
-                    calico(t)
 
     for k, v in dict_items(cilium_objects):
         if k == "matchLabels" and isinstance(v, dict):
