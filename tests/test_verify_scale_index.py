@@ -1,13 +1,11 @@
 """The indexes behind verify/probes at scale give the same answers as the linear scans they
-replace (CIDR containment, address parsing, repr order, Felix's policy selection, declared
-names)."""
+replace (CIDR containment, address parsing, repr order, Felix's policy selection)."""
 import ipaddress
 import random
 
 from generator.calico.felix import FelixModel
 from generator.calico.reader import read_policies
 from generator.verify.cidrs import CidrIndex, address
-from generator.verify.compare import _NameIndex
 from generator.verify.model import Endpoint, frozen_labels
 from generator.verify.universe import order_key, synthetic_universe
 from generator.yamlio import load_text
@@ -196,17 +194,3 @@ def test_felix_network_set_lookup_matches_a_linear_scan():
                 if any(a.version == n.version and a in n for n in nets)]
         assert fx._netsets_for(ip) == want
     assert fx._netsets_for(None) == [] and fx._netsets_for("not-an-ip") == []
-
-
-def test_declared_name_index_matches_a_linear_scan():
-    decl = ["GlobalNetworkPolicy default.a", "default.a", "a", "NetworkPolicy prod/default.b",
-            "prod/default.b", "x/y/default.b", "KubernetesNetworkPolicy prod/web", "web",
-            "b", "GlobalNetworkPolicy a", "odd name with spaces/a", "z"]
-    policies = [("GlobalNetworkPolicy default.a", "a"), ("NetworkPolicy prod/default.b", "b"),
-                ("KubernetesNetworkPolicy prod/web", "knp.default.web"),
-                ("GlobalNetworkPolicy default.c", "c"), ("NetworkPolicy x/default.b", "default.b")]
-    index = _NameIndex(decl)
-    for desc, name in policies:
-        want = [n for n in decl if n == desc or n == name or desc.endswith(" " + n)
-                or n.endswith("/" + name) or n.endswith(" " + name)]
-        assert index.matching(desc, name) == want

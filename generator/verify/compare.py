@@ -327,42 +327,13 @@ def _declared_by(diff_flow: Flow, cal: Verdict, cil: Verdict, decl: dict[str, st
     return None
 
 
-class _NameIndex:
-    """The declared names that stand for a policy, found by lookups instead of testing every
-    name against every policy (20,000 policies x thousands of names at size L)."""
-
-    def __init__(self, names):
-        self.order = {n: i for i, n in enumerate(names)}
-        self.after_slash: dict[str, list[str]] = {}   # text after any "/" of a name -> names
-        self.after_space: dict[str, list[str]] = {}
-        for n in self.order:
-            for sep, index in (("/", self.after_slash), (" ", self.after_space)):
-                at = n.find(sep)
-                while at >= 0:
-                    index.setdefault(n[at + 1:], []).append(n)
-                    at = n.find(sep, at + 1)
-
-    def matching(self, desc: str, name: str) -> list[str]:
-        """The names n, in their order, with n == desc, n == name, desc ending in " " + n,
-        or n ending in "/" + name or " " + name."""
-        found = {n for n in (desc, name) if n in self.order}
-        at = desc.find(" ")
-        while at >= 0:
-            if desc[at + 1:] in self.order:
-                found.add(desc[at + 1:])
-            at = desc.find(" ", at + 1)
-        found.update(self.after_slash.get(name, ()))
-        found.update(self.after_space.get(name, ()))
-        return sorted(found, key=self.order.__getitem__)
-
-
 def _subject_tests(policy_set: PolicySet, decl: dict[str, str]) -> dict[str, list]:
     """For each declared policy: tests 'does it select the flow's source or destination'."""
     out: dict[str, list] = {}
-    find = _NameIndex(decl)
     for p in policy_set.policies:
         desc = p.source.describe()
-        names = find.matching(desc, p.name)
+        names = [n for n in decl if n == desc or n == p.name or desc.endswith(" " + n)
+                 or n.endswith("/" + p.name) or n.endswith(" " + p.name)]
         if not names:
             continue
         try:
