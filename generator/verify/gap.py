@@ -167,11 +167,12 @@ def enforcement_gap(plan, inventory, policy_set: PolicySet) -> list[WaveGap]:
     governed = {(p.namespace, p.name) for pods in distinct.values() for p in pods}
     names = sorted(governing)
     switched: list[str] = []
+    on: set[str] = set()
     out: list[WaveGap] = []
     for wave in plan.waves:
         if not wave.nodes:
             continue
-        switched = switched + [n for n in wave.nodes if n not in switched]
+        switched = switched + [n for n in wave.nodes if n not in on]   # not `in switched`
         on = set(switched)
         gap = WaveGap(wave.key, wave.number, list(wave.nodes), list(switched))
         lost = set()
