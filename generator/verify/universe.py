@@ -562,11 +562,18 @@ def inventory_universe(inventory, policy_set: PolicySet, cilium_objects: list[di
     nodes = {n.name: n for n in inventory.nodes}
     groups: dict[tuple, list] = {}
     identities = set()
+    by_labels: dict[tuple, tuple] = {}   # replicas carry the same labels: project them once
     for pod in inventory.pods:
         if pod.host_network:
             continue      # host-network pods are their node's host endpoint
         sa = pod.service_account or "default"
-        identities.add((pod.namespace, frozenset(pod.labels.items()), sa))   # counted only
+        items = tuple(pod.labels.items())
+        labels_proj = by_labels.get(items)
+        if labels_proj is None:
+            labels_proj = proj(pod.labels)
+            if all(type(k) is str and type(v) is str for k, v in items):
+                by_labels[items] = labels_proj   # (1 == True: only strings are shared)
+        identities.add((pod.namespace, frozenset(items), sa))     # counted only
         ports = tuple(sorted((cp.name, cp.port, cp.protocol) for cp in pod.ports
                              if cp.name in named_refs))
         nsp = ns_proj.get(pod.namespace)
@@ -575,7 +582,7 @@ def inventory_universe(inventory, policy_set: PolicySet, cilium_objects: list[di
         sap = sa_proj.get((pod.namespace, sa))
         if sap is None:
             sap = sa_proj[(pod.namespace, sa)] = proj(sa_labels.get((pod.namespace, sa)))
-        key = (pod.namespace, proj(pod.labels), sa, nsp, sap,
+        key = (pod.namespace, labels_proj, sa, nsp, sap,
                ip_sig(pod.ips[0] if pod.ips else None), ports, pod.node if node_matters else None)
         groups.setdefault(key, []).append(pod)
     endpoints: list[Endpoint] = []
