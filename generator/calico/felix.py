@@ -41,6 +41,7 @@ import ipaddress
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ..verify.cidrs import CidrIndex
 from ..verify.model import Endpoint, Flow, Verdict
 from .model import EntityRule, HostEndpoint, NetworkSet, Policy, PolicySet, Rule
 from .selector import Node, parse, pinned, prefixed
@@ -206,13 +207,33 @@ class _Rule:
     dst_any: bool
 
 
-@dataclass(frozen=True)
 class _Policy:
-    policy: Policy
-    label: str                      # "GlobalNetworkPolicy security.deny-db"
-    selector: Node
-    ingress: tuple
-    egress: tuple
+    """A policy as Felix evaluates it. Its rules (ingress, egress: tuples of _Rule) are
+    compiled the first time they are read: a model of 20,000 policies (size L) is built to
+    answer for a few hundred endpoints, whose chains reach a small part of them."""
+    __slots__ = ("policy", "label", "selector", "_entities", "_ingress", "_egress")
+
+    def __init__(self, policy: Policy, label: str, selector: Node, entities: dict | None):
+        self.policy = policy
+        self.label = label              # "GlobalNetworkPolicy security.deny-db"
+        self.selector = selector
+        self._entities = entities
+        self._ingress: tuple | None = None
+        self._egress: tuple | None = None
+
+    @property
+    def ingress(self) -> tuple:
+        if self._ingress is None:
+            p = self.policy
+            self._ingress = _rules(p, p.ingress, self._entities) if "Ingress" in p.types else ()
+        return self._ingress
+
+    @property
+    def egress(self) -> tuple:
+        if self._egress is None:
+            p = self.policy
+            self._egress = _rules(p, p.egress, self._entities) if "Egress" in p.types else ()
+        return self._egress
 
 
 _ANY = _Entity((), (), None, None, (), (), None, ())
@@ -226,18 +247,28 @@ def policy_label(p: Policy) -> str:
     return f"{kind} {p.namespace}/{name}" if p.namespace else f"{kind} {name}"
 
 
-def _compile(p: Policy) -> _Policy:
-    def rules(rs):
-        out = []
-        for r in rs:
-            src = _Entity.build(r.source, p.namespace)
-            dst = _Entity.build(r.destination, p.namespace)
-            out.append(_Rule(r, proto_number(r.protocol), proto_number(r.not_protocol), src, dst,
-                             src == _ANY, dst == _ANY))
-        return tuple(out)
-    return _Policy(p, policy_label(p), parse(policy_selector(p)),
-                   rules(p.ingress) if "Ingress" in p.types else (),
-                   rules(p.egress) if "Egress" in p.types else ())
+def _rules(p: Policy, rs: tuple, entities: dict | None) -> tuple:
+    """The rules of policy p compiled. entities: {(EntityRule, namespace): _Entity} shared
+    by the policies of one model (thousands of rules name the same peer)."""
+    def entity(e: EntityRule) -> _Entity:
+        if entities is None:
+            return _Entity.build(e, p.namespace)
+        got = entities.get((e, p.namespace))
+        if got is None:
+            got = entities[(e, p.namespace)] = _Entity.build(e, p.namespace)
+        return got
+
+    out = []
+    for r in rs:
+        src = entity(r.source)
+        dst = entity(r.destination)
+        out.append(_Rule(r, proto_number(r.protocol), proto_number(r.not_protocol), src, dst,
+                         src == _ANY, dst == _ANY))
+    return tuple(out)
+
+
+def _compile(p: Policy, entities: dict | None = None) -> _Policy:
+    return _Policy(p, policy_label(p), parse(policy_selector(p)), entities)
 
 
 # --------------------------------------------------------------------------- the model
@@ -260,16 +291,22 @@ class FelixModel:
         tiers.sort(key=lambda t: (t.order, t.name))
         by_tier: dict[str, list[Policy]] = {t.name: [] for t in tiers}
         self.untracked: list[_Policy] = []      # preDNAT / doNotTrack: not modelled
+        entities: dict = {}
         for p in policy_set.policies:
             if p.pre_dnat or p.do_not_track:
-                self.untracked.append(_compile(p))
+                self.untracked.append(_compile(p, entities))
             else:
                 by_tier[p.tier].append(p)
-        self.tier_policies = [(t, [_compile(p) for p in sorted(by_tier[t.name],
-                                                              key=Policy.sort_key)])
+        self.tier_policies = [(t, [_compile(p, entities) for p in sorted(by_tier[t.name],
+                                                                        key=Policy.sort_key)])
                               for t in tiers]
         self.netsets = [(tuple(_net(n) for n in s.nets), self._netset_labels(s))
                         for s in policy_set.network_sets]
+        # every endpoint looks up its address in every network set (30,000 x 400 at size L)
+        flat = [(i, n) for i, (nets, _labels) in enumerate(self.netsets) for n in nets]
+        self._netset_of = [i for i, _n in flat]
+        self._netset_index = CidrIndex([n for _i, n in flat])
+        self._netsets_by_key: dict[tuple, list[dict]] = {}
         self.heps_by_node: dict[str, list[HostEndpoint]] = {}
         self.heps_by_ip: dict[str, list[HostEndpoint]] = {}
         for h in sorted(policy_set.host_endpoints, key=lambda h: h.name):
@@ -280,7 +317,7 @@ class FelixModel:
         self._infos: dict = {}
         self._pairs: dict = {}
         self._netset_cache: dict = {}
-        self._tier_index: list | None = None    # see _candidates
+        self._tier_index: list | None = None    # see _index
 
     # ---- labels as Felix sees them ------------------------------------------------------
 
@@ -345,8 +382,17 @@ class FelixModel:
         got = self._netset_cache.get(ip)
         if got is None:
             addr = _addr(ip)
-            got = [labels for nets, labels in self.netsets if _in_nets(addr, nets)]
+            got = [] if addr is None else self._netsets_containing(addr)
             self._netset_cache[ip] = got
+        return got
+
+    def _netsets_containing(self, addr) -> list[dict]:
+        """Labels of the network sets with a net that contains addr, in network-set order."""
+        key = self._netset_index.distinct(addr)
+        got = self._netsets_by_key.get(key)
+        if got is None:
+            owners = sorted({self._netset_of[i] for i in self._netset_index.indexes(key)})
+            got = self._netsets_by_key[key] = [self.netsets[i][1] for i in owners]
         return got
 
     # ---- matching -----------------------------------------------------------------------
@@ -466,9 +512,11 @@ class FelixModel:
         if labels is not None:
             attr = "ingress" if direction == "ingress" else "egress"
             typ = "Ingress" if direction == "ingress" else "Egress"
-            for tier, pols in self._candidates(labels):
-                sel = [(cp, getattr(cp, attr)) for cp in pols
-                       if typ in cp.policy.types and cp.selector.evaluate(labels)]
+            for (tier, pols, groups, _open, _index), hit in zip(self._index(),
+                                                                self._matched(info)):
+                found = sorted(i for g in hit if typ in groups[g][2] for i in groups[g][1])
+                sel = [(cp, getattr(cp, attr)) for cp in (pols[i] for i in found)
+                       if typ in cp.policy.types]
                 if sel:
                     out.append((tier, sel))
             for cp in self.untracked:
@@ -483,54 +531,105 @@ class FelixModel:
         info.chains[direction] = got
         return got
 
-    def _candidates(self, labels: dict):
-        """tier_policies cut down to the policies that can select an endpoint with these
-        labels, in order. A policy whose selector pins a label (`k == 'v'`, `k in {...}`)
-        cannot match an endpoint without one of those values, so each policy is filed under
-        one pinned label (the namespace when pinned: namespaced policies always are) and an
-        endpoint evaluates only the policies filed under its own values plus the unpinned
-        ones: with thousands of namespaces and apps, not every policy for every endpoint."""
+    def governs(self, ep: Endpoint, direction: str) -> bool:
+        """bool(chain(ep, direction)[0]): does a (tracked) policy select the endpoint and
+        govern the direction. Without building the chain, which can list thousands of
+        policies (every `app == 'web'` policy for every web pod)."""
+        info = self._info(ep)
+        if info.labels is None:
+            return False
+        typ = "Ingress" if direction == "ingress" else "Egress"
+        for (_tier, _pols, groups, _open, _index), hit in zip(self._index(), self._matched(info)):
+            for g in hit:
+                if typ in groups[g][2]:
+                    return True
+        return False
+
+    def _index(self) -> list:
+        """Per tier: (tier, policies, groups, open, index). A group is one distinct selector
+        with the policies that use it (positions in the tier, ascending) and the union of
+        their types: thousands of policies share a few selectors, each is evaluated once per
+        endpoint. A selector that pins a label (`k == 'v'`, `k in {...}`) cannot match an
+        endpoint without one of those values, so each group is filed under one pinned label
+        (the namespace when pinned: namespaced policies always are) and an endpoint evaluates
+        only the groups filed under its own values plus the unpinned (open) ones."""
         if self._tier_index is None:
             self._tier_index = []
             for tier, pols in self.tier_policies:
-                open_, index = [], {}
+                by_selector: dict[Node, int] = {}
+                groups: list[tuple] = []
                 for i, cp in enumerate(pols):
-                    pins = pinned(cp.selector)
+                    g = by_selector.get(cp.selector)
+                    if g is None:
+                        g = by_selector[cp.selector] = len(groups)
+                        groups.append((cp.selector, [], set()))
+                    groups[g][1].append(i)
+                    groups[g][2].update(cp.policy.types)
+                open_, index = [], {}
+                for g, (node, _members, _types) in enumerate(groups):
+                    pins = pinned(node)
                     key = NS_LABEL if NS_LABEL in pins else min(pins, default=None)
                     if key is None:
-                        open_.append(i)
+                        open_.append(g)
                         continue
                     by_value = index.setdefault(key, {})
                     for v in pins[key]:
-                        by_value.setdefault(v, []).append(i)
-                self._tier_index.append((tier, pols, open_, index))
-        out = []
-        for tier, pols, open_, index in self._tier_index:
-            idx = set(open_)
-            for key, by_value in index.items():
-                v = labels.get(key)
-                if v is not None:
-                    idx.update(by_value.get(v, ()))
-            out.append((tier, pols if len(idx) == len(pols) else [pols[i] for i in sorted(idx)]))
-        return out
+                        by_value.setdefault(v, []).append(g)
+                self._tier_index.append((tier, pols, groups, open_, index))
+        return self._tier_index
+
+    def _matched(self, info: "_EpInfo") -> list[list[int]]:
+        """Per tier, the groups whose selector matches the endpoint (ascending; both
+        directions share them)."""
+        if info.matched is None:
+            labels = info.labels
+            info.matched = []
+            for _tier, _pols, groups, open_, index in self._index():
+                cand = set(open_)
+                for key, by_value in index.items():
+                    v = labels.get(key)
+                    if v is not None:
+                        cand.update(by_value.get(v, ()))
+                info.matched.append([g for g in sorted(cand) if groups[g][0].evaluate(labels)])
+        return info.matched
 
     def _pair_chain(self, direction: str, flow: Flow, si: "_EpInfo", di: "_EpInfo"):
-        """The endpoint's chain for this (source, destination) pair, as a list of tiers of
-        [policy, filtered rules or None]: a policy's rules are filtered by their
-        address/identity part the first time evaluation reaches it; only the L4 part is then
-        left per flow."""
+        """(chain, notes, progress) of the endpoint for this (source, destination) pair:
+        progress holds per tier [kept, upto] for _kept (see there). The chain itself is
+        shared, not copied per pair: it can list thousands of policies."""
         key = (direction, si.idx, di.idx)
         got = self._pairs.get(key)
         if got is not None:
             return got
         ep = flow.src if direction == "egress" else flow.dst
         chain, chain_notes = self.chain(ep, direction)
-        got = ([(tier, [[cp, rules, None] for cp, rules in pols]) for tier, pols in chain],
-               chain_notes)
+        got = (chain, chain_notes, [[[], 0] for _ in chain])
         if len(self._pairs) >= PAIR_CACHE_MAX:
             self._pairs.clear()
         self._pairs[key] = got
         return got
+
+    def _kept(self, pols: list, progress: list, flow: Flow, si: "_EpInfo", di: "_EpInfo"):
+        """The (policy, rules) of one tier for one pair, in order, each policy's rules filtered
+        by their address/identity part (only the L4 part is left per flow). A policy none of
+        whose rules can match the pair decides nothing and notes nothing: it is left out, so
+        the pair's later flows (other ports) do not walk past it again. Filtering goes only
+        as far as evaluation reaches (progress = [kept so far, policies filtered so far])."""
+        kept = progress[0]
+        i = 0
+        while True:
+            if i < len(kept):
+                yield kept[i]
+                i += 1
+                continue
+            j = progress[1]
+            if j >= len(pols):
+                return
+            progress[1] = j + 1
+            cp, raw = pols[j]
+            rules = self._filter(raw, flow, si, di)
+            if rules:
+                kept.append((cp, rules))
 
     def _filter(self, rules: tuple, flow: Flow, si: "_EpInfo", di: "_EpInfo") -> tuple:
         kept = []
@@ -557,15 +656,12 @@ class FelixModel:
             if pname and (pname, flow.port) in ports:
                 return Verdict(True, f"failsafe port {pname}/{flow.port} ({direction} at "
                                      f"{ep.name})", direction)
-        chain, chain_notes = self._pair_chain(direction, flow, src_info, dst_info)
+        chain, chain_notes, progress = self._pair_chain(direction, flow, src_info, dst_info)
         notes = list(chain_notes)
         rule_l4 = self._rule_l4
-        for tier, pols in chain:
+        for (tier, pols), tier_progress in zip(chain, progress):
             passed = False
-            for entry in pols:
-                cp, rules = entry[0], entry[2]
-                if rules is None:
-                    rules = entry[2] = self._filter(entry[1], flow, src_info, dst_info)
+            for cp, rules in self._kept(pols, tier_progress, flow, src_info, dst_info):
                 for cr, l3, l3_notes in rules:
                     if not l3:
                         notes.extend(l3_notes)
@@ -625,6 +721,7 @@ class _EpInfo:
     labels: dict | None        # Felix labels when a Calico endpoint
     cands: list                # label sets a peer selector may match (own + network sets)
     chains: dict               # direction -> (chain, notes)
+    matched: list | None = None    # per tier: the selector groups that match (see _matched)
 
 
 _MODELS: dict = {}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ..calico import selector as calsel
 from ..calico.model import PolicySet
 from ..cilium.evaluator import CiliumModel
+from .cidrs import CidrIndex, address
 from .flows import _all_cidrs
 from .model import Endpoint, Flow, Verdict
 from .universe import Universe, build_universe, referenced_keys
@@ -408,6 +409,7 @@ class SideCache:
         self.l4s = l4s
         self.global_keys = global_keys
         self.cidrs = cidrs
+        self.cidr_index: CidrIndex | None = None     # built on first use
         self.keys: dict = {}
         self.vectors: dict = {}
         self.ipsig: dict = {}
@@ -415,11 +417,10 @@ class SideCache:
     def _ip_sig(self, ip):
         got = self.ipsig.get(ip)
         if got is None:
-            try:
-                a = ipaddress.ip_address(ip)
-                got = tuple(i for i, n in enumerate(self.cidrs) if a.version == n.version and a in n)
-            except (ValueError, TypeError):
-                got = ()
+            if self.cidr_index is None:
+                self.cidr_index = CidrIndex(self.cidrs)
+            a = address(ip)
+            got = () if a is None else self.cidr_index.indexes(self.cidr_index.distinct_int(*a))
             self.ipsig[ip] = got
         return got
 
@@ -491,7 +492,11 @@ def verify(policy_set: PolicySet, cilium_objects: list[dict], *, inventory=None,
     exhaustive: evaluate every flow in full (no per-side caching; for cross-checks);
     max_endpoints: judge only that many endpoint classes (the comparison is quadratic in them);
     the result then says it is partial (VerifyResult.partial)."""
-    uni = universe or build_universe(policy_set, cilium_objects, inventory)
+    # each walks every Cilium object: once here, for the universe and the side caches
+    gkeys = referenced_keys(policy_set, cilium_objects)
+    cidr_texts = _all_cidrs(policy_set, cilium_objects)
+    uni = universe or build_universe(policy_set, cilium_objects, inventory, keys=gkeys,
+                                     cidrs=cidr_texts)
     uni, partial_note = _bounded(uni, max_endpoints)
     fx = felix or felix_model(policy_set)
     cm = CiliumModel(cilium_objects)
@@ -523,16 +528,18 @@ def verify(policy_set: PolicySet, cilium_objects: list[dict], *, inventory=None,
             if cv.allowed != lv.allowed:
                 differ(flow, cv, lv)
     else:
-        gkeys = referenced_keys(policy_set, cilium_objects)
-        cidrs = _networks(_all_cidrs(policy_set, cilium_objects))
+        cidrs = _networks(cidr_texts)
         fside = SideCache(fx.side, _felix_keys(fx, policy_set), uni.l4, gkeys, cidrs)
         cside = SideCache(cm.side, cm.peer_keys, uni.l4, gkeys, cidrs, cm.side_vector)
         combos: dict = {}
         n = len(uni.l4)
         eps = uni.endpoints
+        # external to external is not judged: skip those pairs without visiting them (a
+        # bounded universe can hold thousands of external addresses)
+        not_external = [e for e in eps if e.kind != "external"]
         for src in eps:
-            for dst in eps:
-                if src is dst or (src.kind == "external" and dst.kind == "external"):
+            for dst in (not_external if src.kind == "external" else eps):
+                if src is dst:
                     continue
                 fe, fi = fside.vector(src, src, dst, "egress"), fside.vector(dst, src, dst, "ingress")
                 ce, ci = cside.vector(src, src, dst, "egress"), cside.vector(dst, src, dst, "ingress")
@@ -593,9 +600,14 @@ def _bounded(uni: Universe, max_endpoints: int | None) -> tuple[Universe, str]:
 
 def _networks(cidrs: list[str]) -> list:
     out = []
+    parsed: dict[str, object] = {}     # policies repeat a few CIDRs thousands of times
     for c in cidrs:
-        try:
-            out.append(ipaddress.ip_network(str(c).strip(), strict=False))
-        except ValueError:
-            pass
+        text = str(c).strip()
+        if text not in parsed:
+            try:
+                parsed[text] = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                parsed[text] = None
+        if parsed[text] is not None:
+            out.append(parsed[text])
     return out

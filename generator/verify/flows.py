@@ -62,7 +62,7 @@ def dict_items(x):
 def cidr_probe_addresses(cidrs: list[str]) -> list[str]:
     """An address inside each CIDR (first host, last host) and just outside it."""
     out: set = set()
-    for c in cidrs:
+    for c in dict.fromkeys(cidrs):      # policies repeat a few CIDRs thousands of times
         try:
             n = ipaddress.ip_network(str(c).strip(), strict=False)
         except ValueError:

@@ -64,18 +64,36 @@ def _ident(ep: Endpoint) -> tuple:
     return (ep.namespace, ep.labels, ep.service_account)
 
 
+def _governs(fx):
+    """(endpoint, direction) -> does a policy govern it, from a Felix model (None: cannot
+    tell). FelixModel.governs answers without building the endpoint's chain."""
+    if hasattr(fx, "governs"):
+        return fx.governs
+    chain = getattr(fx, "chain", None)
+    if chain is None:
+        return None
+    return lambda e, direction: bool(chain(e, direction)[0])
+
+
 def pick_probes(policy_set: PolicySet, inventory, felix=None, limit: int = MAX_PROBES
                 ) -> list[Probe]:
     """For each deciding rule, one flow it decides and the flows just outside it."""
     uni = inventory_universe(inventory, policy_set, [])
     fx = felix or felix_model(policy_set)
     pods = [e for e in uni.endpoints if e.kind == "pod" and e.ip]
-    chain = getattr(fx, "chain", None)
-    if chain is not None and len(pods) > MAX_CANDIDATES:
-        # keep the pods some policy governs (they carry the verdicts), then a few others
-        governed = [e for e in pods if chain(e, "ingress")[0] or chain(e, "egress")[0]]
-        chosen = {id(e) for e in governed}   # not `in governed`: quadratic in pods
-        others = [e for e in pods if id(e) not in chosen]
+    governs = _governs(fx)
+    if governs is not None and len(pods) > MAX_CANDIDATES:
+        # keep the first pods some policy governs (they carry the verdicts), then the first
+        # few others; the scan stops once it has both
+        governed: list[Endpoint] = []
+        others: list[Endpoint] = []
+        for e in pods:
+            if governs(e, "ingress") or governs(e, "egress"):
+                governed.append(e)
+            else:
+                others.append(e)
+            if len(governed) >= MAX_CANDIDATES - 8 and len(others) >= 8:
+                break
         pods = governed[:MAX_CANDIDATES - 8] + others[:8]
     ports = sorted({l4.port for l4 in uni.l4 if l4.protocol == "TCP" and l4.port})
     verdicts: dict[tuple, object] = {}

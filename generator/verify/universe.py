@@ -25,6 +25,7 @@ from ..calico.model import PolicySet
 from .flows import (  # noqa: F401  (L4, flow_classes... are part of this module's API)
     FAILSAFE_PORTS, L4, _all_cidrs, dict_items, _calico_ports, _cilium_ports, cidr_probe_addresses,
     flow_classes)
+from .cidrs import CidrIndex, address
 from .model import Endpoint, NamedPort, frozen_labels
 
 SYNTH_POD_CIDR = "10.244.0.0/16"
@@ -456,21 +457,19 @@ def _node_labels(node: str) -> dict:
 def referenced_keys(policy_set: PolicySet, cilium_objects: list[dict]) -> set[str]:
     """Every label key any selector of either side reads (pod, namespace, SA, node labels)."""
     keys: set[str] = set()
-
-    def calico(text):
+    texts: set = set()          # thousands of rules repeat a few selector texts: each once
+    for p in policy_set.policies:
+        texts.update((p.selector, p.namespace_selector, p.service_account_selector))
+        for r in p.ingress + p.egress:
+            for ent in (r.source, r.destination):
+                texts.update((ent.selector, ent.not_selector, ent.namespace_selector,
+                              ent.service_accounts.selector if ent.service_accounts else None))
+    for text in texts:
         if text:
             try:
                 keys.update(calsel.label_keys(calsel.parse(text)))
             except (calsel.SelectorError, ValueError):
                 pass
-    for p in policy_set.policies:
-        for t in (p.selector, p.namespace_selector, p.service_account_selector):
-            calico(t)
-        for r in p.ingress + p.egress:
-            for ent in (r.source, r.destination):
-                for t in (ent.selector, ent.not_selector, ent.namespace_selector,
-                          ent.service_accounts.selector if ent.service_accounts else None):
-                    calico(t)
 
     for k, v in dict_items(cilium_objects):
         if k == "matchLabels" and isinstance(v, dict):
@@ -495,38 +494,42 @@ def _node_matters(cilium_objects: list[dict]) -> bool:
                                    "reserved:remote-node"))
 
 
-def cidr_index(nets: list):
+def cidr_index(nets: list) -> CidrIndex:
     """address -> indexes (ascending) of the networks in `nets` that contain it; the same as
     testing `a in n` for each, but one dict lookup per prefix length in use: universes test
     every pod against every CIDR of every policy (50,000 pods x 8,000 CIDRs at size L)."""
-    by_len: dict[tuple, dict[int, list[int]]] = {}
-    for i, n in enumerate(nets):
-        by_len.setdefault((n.version, n.prefixlen), {}).setdefault(
-            int(n.network_address), []).append(i)
-    bits = {4: 32, 6: 128}
-    lengths = [(v, found, (1 << bits[v]) - (1 << (bits[v] - plen)))
-               for (v, plen), found in sorted(by_len.items())]
-
-    def containing(a) -> tuple:
-        v, x = a.version, int(a)
-        got = []
-        for lv, found, mask in lengths:
-            if lv == v:
-                got.extend(found.get(x & mask, ()))
-        return tuple(sorted(got))
-    return containing
+    return CidrIndex(nets)
 
 
-def inventory_universe(inventory, policy_set: PolicySet, cilium_objects: list[dict]) -> Universe:
+def order_key(members) -> tuple:
+    """Sorts tuples of strings, tuples and None exactly as their repr() does, from the repr of
+    each member: a member's repr is a complete literal, so none is a prefix of another and the
+    first member whose repr differs decides. A caller can so compute a long member's repr once
+    for all the keys that share it."""
+    return tuple(map(repr, members))
+
+
+def inventory_universe(inventory, policy_set: PolicySet, cilium_objects: list[dict], *,
+                       keys: set[str] | None = None, cidrs: list[str] | None = None) -> Universe:
     """Endpoints of a real cluster, one per class of pods that no selector, CIDR or named port
-    of either side can tell apart (weights = pods in the class)."""
-    keys = referenced_keys(policy_set, cilium_objects)
+    of either side can tell apart (weights = pods in the class).
+
+    keys, cidrs: referenced_keys() and _all_cidrs() of the same policies when the caller has
+    them already (each walks every Cilium object)."""
+    if keys is None:
+        keys = referenced_keys(policy_set, cilium_objects)
+    cidr_texts = _all_cidrs(policy_set, cilium_objects) if cidrs is None else cidrs
     cidrs = []
-    for c in _all_cidrs(policy_set, cilium_objects):
-        try:
-            cidrs.append(ipaddress.ip_network(str(c).strip(), strict=False))
-        except ValueError:
-            pass
+    parsed: dict[str, object] = {}      # thousands of rules repeat 0.0.0.0/0 and 10.0.0.0/8
+    for c in cidr_texts:
+        text = str(c).strip()
+        if text not in parsed:
+            try:
+                parsed[text] = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                parsed[text] = None
+        if parsed[text] is not None:
+            cidrs.append(parsed[text])
     named_refs = {n for (_p, _f, _l, n) in list(_calico_ports(policy_set)) +
                   list(_cilium_ports(cilium_objects)) if n}
     node_matters = _node_matters(cilium_objects)
@@ -534,44 +537,80 @@ def inventory_universe(inventory, policy_set: PolicySet, cilium_objects: list[di
     def proj(d: dict) -> tuple:
         return frozen_labels({k: v for k, v in (d or {}).items() if k in keys})
 
-    containing = cidr_index(cidrs)
+    ns_proj: dict[str, tuple] = {}           # per namespace, and per (namespace, SA)
+    sa_proj: dict[tuple, tuple] = {}
+
+    containing = CidrIndex(cidrs)
 
     def ip_sig(ip) -> tuple:
-        try:
-            return containing(ipaddress.ip_address(ip))
-        except (ValueError, TypeError):
-            return ()
+        # the short form (one id per distinct network): equal exactly when the full lists are
+        a = address(ip)
+        return () if a is None else containing.distinct_int(*a)
+
+    sig_reprs: dict[tuple, str] = {}
+
+    def sort_key(kv) -> tuple:
+        # the classes are listed in the order of repr(key) with the full CIDR index list
+        key = kv[0]
+        sig = sig_reprs.get(key[5])
+        if sig is None:
+            sig = sig_reprs[key[5]] = repr(containing.indexes(key[5]))
+        return order_key(key[:5]) + (sig,) + order_key(key[6:])
 
     ns_labels = {n.name: dict(n.labels) | {NS_META: n.name} for n in inventory.namespaces}
     sa_labels = {(s.namespace, s.name): dict(s.labels) for s in inventory.service_accounts}
     nodes = {n.name: n for n in inventory.nodes}
     groups: dict[tuple, list] = {}
     identities = set()
+    by_labels: dict[tuple, tuple] = {}   # replicas carry the same labels: project them once
     for pod in inventory.pods:
         if pod.host_network:
             continue      # host-network pods are their node's host endpoint
         sa = pod.service_account or "default"
-        identities.add((pod.namespace, frozen_labels(pod.labels), sa))
+        items = tuple(pod.labels.items())
+        labels_proj = by_labels.get(items)
+        if labels_proj is None:
+            labels_proj = proj(pod.labels)
+            if all(type(k) is str and type(v) is str for k, v in items):
+                by_labels[items] = labels_proj   # (1 == True: only strings are shared)
+        identities.add((pod.namespace, frozenset(items), sa))     # counted only
         ports = tuple(sorted((cp.name, cp.port, cp.protocol) for cp in pod.ports
                              if cp.name in named_refs))
-        key = (pod.namespace, proj(pod.labels), sa, proj(ns_labels.get(pod.namespace)),
-               proj(sa_labels.get((pod.namespace, sa))), ip_sig(pod.ips[0] if pod.ips else None),
-               ports, pod.node if node_matters else None)
+        nsp = ns_proj.get(pod.namespace)
+        if nsp is None:
+            nsp = ns_proj[pod.namespace] = proj(ns_labels.get(pod.namespace))
+        sap = sa_proj.get((pod.namespace, sa))
+        if sap is None:
+            sap = sa_proj[(pod.namespace, sa)] = proj(sa_labels.get((pod.namespace, sa)))
+        key = (pod.namespace, labels_proj, sa, nsp, sap,
+               ip_sig(pod.ips[0] if pod.ips else None), ports, pod.node if node_matters else None)
         groups.setdefault(key, []).append(pod)
     endpoints: list[Endpoint] = []
     extra_ports: set[int] = set()
-    for key, pods in sorted(groups.items(), key=lambda kv: repr(kv[0])):
+    # the same namespace, service-account and node labels for thousands of classes: one tuple
+    ns_frozen: dict[str, tuple] = {}
+    sa_frozen: dict[tuple, tuple] = {}
+    node_frozen: dict[str, tuple] = {}
+    for key, pods in sorted(groups.items(), key=sort_key):
         ns, labels, sa, _nsl, _sal, _ipsig, ports, _node = key
-        first = sorted(pods, key=lambda p: p.name)[0]
+        first = min(pods, key=lambda p: p.name)     # the first of the sorted names
         node = first.node
-        nl = dict(nodes[node].labels) if node in nodes else {}
+        nsf = ns_frozen.get(ns)
+        if nsf is None:
+            nsf = ns_frozen[ns] = frozen_labels(ns_labels.get(ns, {NS_META: ns}))
+        saf = sa_frozen.get((ns, sa))
+        if saf is None:
+            saf = sa_frozen[(ns, sa)] = frozen_labels(sa_labels.get((ns, sa)))
+        nodef = node_frozen.get(node)
+        if nodef is None:
+            nodef = node_frozen[node] = frozen_labels(
+                dict(nodes[node].labels) if node in nodes else {})
         extra_ports.update(p for _n, p, _pr in ports)
         endpoints.append(Endpoint(
             kind="pod", name=f"pod {ns}/{first.name}" + (f" (+{len(pods) - 1})" if len(pods) > 1 else ""),
             ip=first.ips[0] if first.ips else None, namespace=ns, labels=frozen_labels(first.labels),
-            namespace_labels=frozen_labels(ns_labels.get(ns, {NS_META: ns})),
-            service_account=sa, service_account_labels=frozen_labels(sa_labels.get((ns, sa))),
-            node=node, node_labels=frozen_labels(nl),
+            namespace_labels=nsf, service_account=sa, service_account_labels=saf,
+            node=node, node_labels=nodef,
             named_ports=tuple(NamedPort(n, p, pr) for n, p, pr in ports),
             weight=len(pods)))
     l4, _named = flow_classes(policy_set, cilium_objects, extra_ports=tuple(sorted(extra_ports)))
@@ -604,7 +643,7 @@ def inventory_universe(inventory, policy_set: PolicySet, cilium_objects: list[di
         if e.ip:
             taken.add(e.ip)
     in_cluster = cidr_index(cluster_nets)    # one /24 per node: thousands of networks
-    for ip in cidr_probe_addresses(_all_cidrs(policy_set, cilium_objects)) + [WORLD_IP]:
+    for ip in cidr_probe_addresses(cidr_texts) + [WORLD_IP]:
         a = ipaddress.ip_address(ip)
         if ip in taken or in_cluster(a):
             continue       # inside the cluster's own ranges: covered by real endpoints
@@ -617,7 +656,9 @@ def inventory_universe(inventory, policy_set: PolicySet, cilium_objects: list[di
         f"as {len(host_groups)} classes"])
 
 
-def build_universe(policy_set: PolicySet, cilium_objects: list[dict], inventory=None) -> Universe:
+def build_universe(policy_set: PolicySet, cilium_objects: list[dict], inventory=None, *,
+                   keys: set[str] | None = None, cidrs: list[str] | None = None) -> Universe:
+    """keys, cidrs: see inventory_universe (the synthetic universe does not use them)."""
     if inventory is not None:
-        return inventory_universe(inventory, policy_set, cilium_objects)
+        return inventory_universe(inventory, policy_set, cilium_objects, keys=keys, cidrs=cidrs)
     return synthetic_universe(policy_set, cilium_objects)
