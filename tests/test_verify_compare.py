@@ -228,3 +228,27 @@ def test_bounded_verify_judges_a_deterministic_subset_and_says_so():
     assert (a.flows_judged, a.calico_allowed) == (b.flows_judged, b.calico_allowed)
     assert a.flows_judged < whole.flows_judged
     assert any("PARTIAL" in n for n in a.notes) and "partial" in a.summary_markdown()
+
+
+def test_bounded_verify_keeps_room_for_pods_when_addresses_abound():
+    """A large cluster's policies name thousands of address ranges: the bound must still
+    judge pods (at most a third of it goes to hosts and outside addresses)."""
+    from generator.verify.compare import _bounded
+    from generator.verify.model import Endpoint
+    from generator.verify.universe import Universe
+
+    eps = [Endpoint(kind="external", name=f"203.0.{i // 256}.{i % 256}", ip="203.0.0.1")
+           for i in range(500)]
+    eps += [Endpoint(kind="host", name="host node-1", ip="172.16.0.1")]
+    eps += [Endpoint(kind="pod", name=f"pod {i}", namespace=f"ns{i % 7}") for i in range(400)]
+    uni = Universe(eps, [], "inventory", [])
+    kept, note = _bounded(uni, 90)
+    kinds = [e.kind for e in kept.endpoints]
+    assert len(kinds) == 90 and kinds.count("pod") == 60 and kinds.count("host") == 1
+    assert "60 of 400 pod classes, 30 of 501 hosts and outside addresses" in note
+    again, _ = _bounded(uni, 90)
+    assert [e.name for e in again.endpoints] == [e.name for e in kept.endpoints]
+    # few pods: the addresses may use the room the pods leave
+    small = Universe(eps[:501] + eps[501:511], [], "inventory", [])
+    kept, _ = _bounded(small, 90)
+    assert [e.kind for e in kept.endpoints].count("pod") == 10 and len(kept.endpoints) == 90
