@@ -12,6 +12,7 @@ from __future__ import annotations
 from . import jobs
 from .calico.reader import read_policies
 from .inventory.model import Cidr, Inventory
+from .listing import LIMIT, some
 from .plan.model import Options, Plan
 from .plan.planner import make_plan
 from .render import WaveInput, render
@@ -25,7 +26,7 @@ from .verify.compare import verify
 # verify inside generate is quadratic in endpoint classes (~35 us per class pair here): above
 # this many classes it judges a deterministic subset and says so; `cni-migrate verify` judges all.
 VERIFY_MAX_ENDPOINTS = 300
-PR_ROWS = 50     # rows of a table in a PR description (GitHub caps a body at 65,536 chars)
+PR_ROWS = LIMIT  # rows of a table in a PR description (see generator/listing.py)
 
 
 # ----------------------------------------------------------------------------- per wave
@@ -152,7 +153,7 @@ def _gap(plan: Plan, inv: Inventory, policy_set, inputs: dict[str, WaveInput]) -
         inputs[wave.key].sections.append(g.markdown())
         summary = (f"Enforcement gap after this wave: {g.unenforced_pods} of "
                    f"{g.governed_pods} policy-governed pods are enforced by neither Calico nor "
-                   f"Cilium until final-values (namespaces: {', '.join(g.namespaces)})"
+                   f"Cilium until final-values (namespaces: {some(g.namespaces)})"
                    if g.policies else
                    "Enforcement gap after this wave: none (no policy selects a pod on the "
                    "switched nodes)")
@@ -170,9 +171,7 @@ def _policies(plan: Plan, inv: Inventory, wi: WaveInput, policy_set):
     items, kept = _policy_items(translation, inv)
     wi.items.extend(items)
     if kept:
-        named = ", ".join(kept[:PR_ROWS]) + (f" and {len(kept) - PR_ROWS} more (see "
-                                             f"waves/{wave.dirname}/REPORT.md)"
-                                             if len(kept) > PR_ROWS else "")
+        named = some(kept, where=f"see waves/{wave.dirname}/REPORT.md")
         wi.notes.append(f"{len(kept)} Kubernetes NetworkPolicy object(s) stay as they are "
                         "(Cilium enforces them natively) and are not managed by this "
                         f"repository: {named}")

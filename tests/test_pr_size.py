@@ -68,3 +68,23 @@ def test_long_node_lists_are_cut_and_point_at_the_files(tmp_path):
         assert line.count("`") // 2 == 50 + 1 and f"and {total - 50} more" in line
         wave_dir = line.rsplit("`waves/", 1)[1].split("`")[0]
         assert len(list((out / "waves" / wave_dir).glob("node-*.yaml"))) == total
+    names = {p.name[len("node-"):-len(".yaml")] for p in out.glob("waves/*/s1-change/node-*.yaml")}
+    for p in (out / "pr").glob("*.md"):     # no line of any PR names more than 50 nodes
+        for line in p.read_text().splitlines():
+            assert sum(1 for w in line.replace("`", " ").replace(",", " ").split()
+                       if w in names) <= 50, (p.name, line[:80])
+
+
+def test_enforcement_gap_section_names_at_most_50_nodes_and_namespaces():
+    from generator.verify.gap import PolicyGap, WaveGap
+    nodes = [f"node-{i:05d}" for i in range(3000)]
+    spaces = [f"team-{i:04d}" for i in range(700)]
+    pods = [f"team-0001/web-{i}" for i in range(40)]
+    g = WaveGap("nodes-04", 7, nodes[-1000:], nodes, [PolicyGap("NetworkPolicy a/b", ("Ingress",),
+                                                                pods, nodes)],
+                spaces, 40, 50_000)
+    text = g.markdown()
+    assert len(text) < 20_000
+    assert "and 2950 more" in text and "and 650 more" in text
+    empty = WaveGap("nodes-04", 7, nodes[-1000:], nodes).markdown()
+    assert "and 2950 more" in empty and len(empty) < 5_000

@@ -16,6 +16,7 @@ import math
 from dataclasses import asdict
 
 from ..errors import UserError
+from ..listing import LIMIT, some
 from . import network
 from ..inventory.model import Inventory, Node
 from ..cilium.values import chart_version, node_config_api_version
@@ -166,15 +167,11 @@ def _enforcement_gap(inv: Inventory) -> str:
             "enforces nothing until final-values; Calico still enforces on unswitched nodes.")
 
 
-NAMED_MAX = 50     # names listed in one line of a PR description (a body holds 65,536 chars)
-
-
 def _named(nodes: list[str]) -> str:
-    """': a, b, c' or, for a long list, ' 1246 nodes: a, b, ... and 1196 more'."""
-    if len(nodes) <= NAMED_MAX:
+    """': a, b, c' or, for a long list, ' 1246 nodes: a, b, ... and 1196 more (...)'."""
+    if len(nodes) <= LIMIT:
         return ": " + ", ".join(nodes)
-    return (f" {len(nodes)} nodes: {', '.join(nodes[:NAMED_MAX])} and {len(nodes) - NAMED_MAX}"
-            " more (one file each in this wave's s1-change/)")
+    return f" {len(nodes)} nodes: " + some(nodes, where="one file each in this wave's s1-change/")
 
 
 def _node_wave(number: int, index: int, kind: str, nodes: list[str], worker_i: int,

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..calico import selector as calsel
+from ..listing import some
 from ..calico.model import Policy, PolicySet
 
 
@@ -44,14 +45,14 @@ class WaveGap:
     def markdown(self) -> str:
         lines = [f"### Enforcement gap after wave {self.number:02d} ({self.wave})", ""]
         if not self.policies:
-            lines.append(f"Switched nodes: {', '.join(self.switched_nodes) or 'none'}. No policy "
+            lines.append(f"Switched nodes: {some(self.switched_nodes) or 'none'}. No policy "
                          "selects a pod on them: no enforcement is lost.")
             return "\n".join(lines) + "\n"
         lines += [
             f"Cilium runs with `policyEnforcementMode: never` until the final values, and pods "
-            f"on switched nodes ({', '.join(self.switched_nodes)}) are no longer Calico "
+            f"on switched nodes ({some(self.switched_nodes)}) are no longer Calico "
             f"endpoints: **{self.unenforced_pods} of {self.governed_pods}** policy-governed pods "
-            f"are unprotected, in namespaces {', '.join(f'`{n}`' for n in self.namespaces)}.",
+            f"are unprotected, in namespaces {some(self.namespaces, lambda n: f'`{n}`')}.",
             "",
             "| policy | directions | unenforced pods | on nodes |",
             "|---|---|---:|---|",
