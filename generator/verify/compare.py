@@ -529,7 +529,8 @@ def verify(policy_set: PolicySet, cilium_objects: list[dict], *, inventory=None,
                 differ(flow, cv, lv)
     else:
         cidrs = _networks(cidr_texts)
-        fside = SideCache(fx.side, _felix_keys(fx, policy_set), uni.l4, gkeys, cidrs)
+        fside = SideCache(fx.side, _felix_keys(fx, policy_set), uni.l4, gkeys, cidrs,
+                          getattr(fx, "side_vector", None))
         cside = SideCache(cm.side, cm.peer_keys, uni.l4, gkeys, cidrs, cm.side_vector)
         combos: dict = {}
         n = len(uni.l4)
