@@ -164,10 +164,10 @@ class Selector:
 
 
 def _pinned_namespaces(sel: Selector) -> tuple[str, ...] | None:
-    """The namespaces a pod must be in to match sel (None: any). A k8s-source `In` term on
-    the namespace label can only match a pod whose namespace is one of its values."""
+    """The namespace label values a pod must have to match sel (None: any). An `In` term on
+    the namespace label can only match a pod whose label is one of its values."""
     for source, key, op, values in sel.terms:
-        if source == "k8s" and key == NS_LABEL and op == "In":
+        if source in ("k8s", "any") and key == NS_LABEL and op == "In":
             return values
     return None
 
@@ -517,7 +517,7 @@ class CiliumModel:
             pols: list[Policy] = []
             if ep.kind == "pod":
                 labels = identity_labels(ep)
-                pols = [self.policies[i] for i in self._pod_candidates(ep)
+                pols = [self.policies[i] for i in self._pod_candidates(labels)
                         if self.policies[i].subject.matches(labels)]
             elif ep.kind == "host":
                 labels = {("k8s", k): v for k, v in (ep.node_labels or ep.labels)}
@@ -532,11 +532,10 @@ class CiliumModel:
             hit = self._subjects[key] = (pols, dirs)
         return hit
 
-    def _pod_candidates(self, ep: Endpoint) -> list[int]:
-        """Positions of the policies whose subject may match the pod, ascending."""
-        if ep.namespace is None:
-            return self._open
-        pinned = self._by_ns.get(ep.namespace)
+    def _pod_candidates(self, labels: dict) -> list[int]:
+        """Positions of the policies whose subject may match a pod with these identity
+        labels, ascending (a pod's labels all have source k8s: "any" reads the same)."""
+        pinned = self._by_ns.get(labels.get(("k8s", NS_LABEL)))
         return sorted(self._open + pinned) if pinned else self._open
 
     def _peer_matches(self, rule: Rule, peer: Endpoint, local_node: str | None) -> bool:
