@@ -163,13 +163,15 @@ class Selector:
         return True
 
 
-def _pinned_namespaces(sel: Selector) -> tuple[str, ...] | None:
-    """The namespace label values a pod must have to match sel (None: any). An `In` term on
-    the namespace label can only match a pod whose label is one of its values."""
-    for source, key, op, values in sel.terms:
-        if source in ("k8s", "any") and key == NS_LABEL and op == "In":
-            return values
-    return None
+def _pinned(sel: Selector) -> tuple[str, tuple[str, ...]] | None:
+    """(key, values): a label a pod must have, with one of those values, to match sel
+    (None: no such term). An `In` term pins its key; the namespace label is preferred."""
+    terms = [(key, values) for source, key, op, values in sel.terms
+             if source in ("k8s", "any") and op == "In"]
+    for key, values in terms:
+        if key == NS_LABEL:
+            return key, values
+    return terms[0] if terms else None
 
 
 def peer_selector(d: dict | None, namespace: str | None) -> Selector:
@@ -482,18 +484,21 @@ class CiliumModel:
         self._sig_of: dict = {}         # id(rule) -> (rule, peer signature number)
         self._sig_numbers: dict = {}
         self._sig_peers: dict = {}      # (signature, peer identity, local node) -> matches
-        # policies that can select a pod, filed by the namespace their subject pins (a CNP's
-        # subject always does): a pod is tested only against its namespace's and the open ones
-        self._by_ns: dict[str, list[int]] = {}
+        # policies that can select a pod, filed under one label their subject pins (the
+        # namespace when pinned, as a CNP's subject always is): a pod is tested only against
+        # the policies filed under its own labels and the open ones
+        self._pinned: dict[tuple[str, str], list[int]] = {}
         self._open: list[int] = []
         for i, p in enumerate(self.policies):
             if p.subject is None:
                 continue
-            pinned = _pinned_namespaces(p.subject)
+            pinned = _pinned(p.subject)
             if pinned is None:
                 self._open.append(i)
-            for ns in pinned or ():
-                self._by_ns.setdefault(ns, []).append(i)
+                continue
+            key, values = pinned
+            for v in values:
+                self._pinned.setdefault((key, v), []).append(i)
 
     def _number(self, ep: Endpoint) -> int:
         """A small int per identity; the endpoint is kept so its id() cannot be reused."""
@@ -535,8 +540,11 @@ class CiliumModel:
     def _pod_candidates(self, labels: dict) -> list[int]:
         """Positions of the policies whose subject may match a pod with these identity
         labels, ascending (a pod's labels all have source k8s: "any" reads the same)."""
-        pinned = self._by_ns.get(labels.get(("k8s", NS_LABEL)))
-        return sorted(self._open + pinned) if pinned else self._open
+        found = set(self._open)
+        for (source, key), v in labels.items():
+            if source == "k8s":
+                found.update(self._pinned.get((key, v), ()))
+        return sorted(found)
 
     def _peer_matches(self, rule: Rule, peer: Endpoint, local_node: str | None) -> bool:
         key = (id(rule), self._number(peer), local_node if peer.kind == "host" else None)
