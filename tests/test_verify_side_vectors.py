@@ -243,3 +243,37 @@ def test_cilium_subject_index_matches_a_scan():
     assert [p.where for p in cm.selecting(eps[-1])] == ["CiliumClusterwideNetworkPolicy pinned",
                                                         "CiliumClusterwideNetworkPolicy pinned-k8s",
                                                         "NetworkPolicy dev/k"]
+
+
+def test_side_cache_classes_and_vector_numbers_match_plain_keys():
+    # SideCache.peer_class / vector_id (small ints shared by subjects with equal key sets)
+    # against peer_key and the per-flow vectors they stand for
+    from generator.translate import translate
+    from generator.verify.compare import SideCache, _felix_keys, _networks
+    from generator.verify.flows import _all_cidrs
+    from generator.verify.universe import referenced_keys
+    ps = read_policies(load_text(_felix_text(), "p.yaml"))
+    objs = translate(ps, cilium_version="1.19").objects
+    uni = synthetic_universe(ps, objs)
+    eps = EXTRA + uni.endpoints[:30]
+    gkeys = referenced_keys(ps, objs)
+    cidrs = _networks(_all_cidrs(ps, objs))
+    fx, cm = FelixModel(ps), CiliumModel(objs)
+    plain_fx, plain_cm = FelixModel(ps), CiliumModel(objs)
+    for side, keys_for, vec, plain in (
+            (fx.side, _felix_keys(fx, ps), fx.side_vector, plain_fx.side),
+            (cm.side, cm.peer_keys, cm.side_vector, plain_cm.side)):
+        cache = SideCache(side, keys_for, uni.l4, gkeys, cidrs, vec)
+        classes: dict = {}
+        for src in eps:
+            for dst in eps:
+                if src is dst:
+                    continue
+                for subject, peer, direction in ((src, dst, "egress"), (dst, src, "ingress")):
+                    key = cache.peer_key(subject, peer, direction)
+                    assert classes.setdefault(key, cache.peer_class(subject, peer, direction)) \
+                        == cache.peer_class(subject, peer, direction)
+                    want = _plain(plain, subject, src, dst, direction, uni.l4)
+                    assert cache.vector(subject, src, dst, direction) == \
+                        (want or (True,) * len(uni.l4))
+        assert len(set(classes.values())) == len(classes)

@@ -411,7 +411,6 @@ class SideCache:
         self.cidrs = cidrs
         self.cidr_index: CidrIndex | None = None     # built on first use
         self.keys: dict = {}
-        self.vectors: dict = {}
         self.ipsig: dict = {}
         # peer_key as small ints (see peer_class), vectors as small ints (see vector_id):
         # the pair loop hashes ints, not label tuples or 33-long vectors, 4 times a pair
@@ -477,7 +476,7 @@ class SideCache:
         key = (id(subject), direction, self.peer_class(subject, peer, direction))
         got = self.ids.get(key)
         if got is None:
-            vec = self.vector(subject, src, dst, direction)
+            vec = self._compute(subject, src, dst, direction)
             got = self.id_numbers.get(vec)
             if got is None:
                 got = self.id_numbers[vec] = len(self.by_id)
@@ -486,19 +485,18 @@ class SideCache:
         return got
 
     def vector(self, subject: Endpoint, src: Endpoint, dst: Endpoint, direction: str):
-        peer = dst if direction == "egress" else src
-        key = (id(subject), direction, self.peer_key(subject, peer, direction))
-        got = self.vectors.get(key)
-        if got is None and self.side_vector is not None:
+        """Allowed per L4 class at subject (egress at src, ingress at dst)."""
+        return self.by_id[self.vector_id(subject, src, dst, direction)]
+
+    def _compute(self, subject: Endpoint, src: Endpoint, dst: Endpoint, direction: str):
+        if self.side_vector is not None:
             vec = self.side_vector(subject, src, dst, direction, self.l4s)
-            got = self.vectors[key] = (True,) * len(self.l4s) if vec is None else vec
-        if got is None:
-            out = []
-            for l4 in self.l4s:
-                v = self.side(subject, Flow(src, dst, l4.protocol, l4.port, l4.icmp_type), direction)
-                out.append(v is None or v.allowed)
-            got = self.vectors[key] = tuple(out)
-        return got
+            return (True,) * len(self.l4s) if vec is None else vec
+        out = []
+        for l4 in self.l4s:
+            v = self.side(subject, Flow(src, dst, l4.protocol, l4.port, l4.icmp_type), direction)
+            out.append(v is None or v.allowed)
+        return tuple(out)
 
 
 def _felix_keys(fx, policy_set: PolicySet):
