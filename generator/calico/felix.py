@@ -318,6 +318,11 @@ class FelixModel:
         self._pairs: dict = {}
         self._netset_cache: dict = {}
         self._tier_index: list | None = None    # see _index
+        # side_vector's state (see there), valid for one list of L4 classes
+        self._vec_l4s = None
+        self._plans: dict = {}          # (endpoint, direction) -> compiled tiers
+        self._masks: dict = {}          # L4 part of a rule (+ named ports) -> bitmask
+        self._l3: dict = {}             # (id(entity), endpoint idx) -> address/identity match
 
     # ---- labels as Felix sees them ------------------------------------------------------
 
@@ -698,6 +703,144 @@ class FelixModel:
                            tuple(notes))
         return Verdict(False, f"host endpoint default: deny ({where})", direction, tuple(notes))
 
+    # ---- whole vectors -------------------------------------------------------------------
+
+    def side_vector(self, ep: Endpoint, src: Endpoint, dst: Endpoint, direction: str,
+                    l4s) -> tuple[bool, ...] | None:
+        """[side(ep, Flow(src, dst, l4...), direction).allowed for l4 in l4s] at once (None if
+        ep is not a Calico endpoint). The L4 classes are bits of an int; the tiers are walked
+        once for all of them, as compiled by _plan for the endpoint (a rule decides the bits
+        still undecided in its tier that its L4 part admits, when its peer part matches)."""
+        si, di = self._info(src), self._info(dst)
+        info = si if direction == "egress" else di
+        if info.labels is None:
+            return None
+        if self._vec_l4s is not l4s:
+            self._vec_l4s, self._plans, self._masks = l4s, {}, {}
+        plan = self._plans.get((info.idx, direction))
+        if plan is None:
+            plan = self._plans[(info.idx, direction)] = self._plan(ep, src, dst, direction, l4s)
+        allowed, tiers, end_allow = plan
+        n = len(l4s)
+        undecided = ((1 << n) - 1) & ~allowed
+        peer, peer_info = (dst, di) if direction == "egress" else (src, si)
+        a = _addr(src.ip) or _addr(dst.ip)
+        version = a.version if a is not None else 4
+        conds: dict = {}
+        for default_pass, rules in tiers:
+            live, passed = undecided, 0
+            for cond, ent, mask, cr, act in rules:
+                if not live:
+                    break
+                if mask is None:        # the peer's named ports decide
+                    mask = self._rule_mask(cr, src, dst, l4s)
+                hit = mask & live
+                if not hit:
+                    continue
+                ok = conds.get(cond)
+                if ok is None:
+                    ok = conds[cond] = (cond[0] is None or cond[0] == version) and (
+                        ent is None or self._l3_match(ent, peer, peer_info))
+                if not ok:
+                    continue
+                live &= ~hit
+                if act == "Allow":
+                    allowed |= hit
+                elif act == "Pass":
+                    passed |= hit
+            undecided = passed | (live if default_pass else 0)
+            if not undecided:
+                break
+        if end_allow:
+            allowed |= undecided
+        return tuple(bool(allowed >> i & 1) for i in range(n))
+
+    def _plan(self, ep: Endpoint, src: Endpoint, dst: Endpoint, direction: str, l4s):
+        """(failsafe bits, [(tier defaultAction is Pass, rules)], profile allows) for one
+        endpoint and direction. rules: (condition, peer entity, mask, rule, action) in order,
+        with what cannot change a verdict left out:
+        - Log rules (they note, and never decide);
+        - rules whose endpoint side (fixed here) does not match;
+        - bits an earlier rule of the tier with the same condition already took (when that
+          condition holds those bits are decided; when it does not, neither rule matches);
+          a rule with no bit left goes, and an unconditional rule taking every bit ends the
+          tier (200 policies 'Deny from dev, then Pass' shrink to the first one).
+        condition: (ipVersion, id of the peer-side entity) or (ipVersion, None): the peer
+        part, the same for every rule that shares it. mask None: the rule reads the peer's
+        named ports; masked per pair, never merged."""
+        info = self._info(ep)
+        n = len(l4s)
+        full = (1 << n) - 1
+        failsafe = 0
+        if ep.kind == "host" and self.failsafe:
+            ports = FAILSAFE_IN if direction == "ingress" else FAILSAFE_OUT
+            for i, l4 in enumerate(l4s):
+                proto = proto_number(l4.protocol)
+                pname = "TCP" if proto == 6 else "UDP" if proto == 17 else None
+                if pname and (pname, l4.port) in ports:
+                    failsafe |= 1 << i
+        egress = direction == "egress"
+        tiers = []
+        for tier, pols in self.chain(ep, direction)[0]:
+            rules = []
+            taken: dict = {}        # condition -> bits decided by earlier rules of the tier
+            for _cp, raw in pols:
+                for cr in raw:
+                    own, other = (cr.src, cr.dst) if egress else (cr.dst, cr.src)
+                    own_any, other_any = (cr.src_any, cr.dst_any) if egress else \
+                        (cr.dst_any, cr.src_any)
+                    if cr.rule.action == "Log":
+                        continue
+                    if not own_any and not self._l3_match(own, ep, info):
+                        continue
+                    ent = None if other_any else other
+                    cond = (cr.rule.ip_version, None if ent is None else id(ent))
+                    if _named(other):
+                        rules.append((cond, ent, None, cr, cr.rule.action))
+                        continue
+                    before = taken.get(cond, 0) | taken.get((None, None), 0)
+                    mask = self._rule_mask(cr, src, dst, l4s) & ~before & ~failsafe
+                    if not mask:
+                        continue
+                    taken[cond] = taken.get(cond, 0) | mask
+                    rules.append((cond, ent, mask, cr, cr.rule.action))
+                if taken.get((None, None), 0) | failsafe == full:
+                    break
+            tiers.append((tier.default_action == "Pass", rules))
+        if ep.kind == "pod":
+            end_allow = True
+        else:
+            hep = self.host_endpoint_for(ep)
+            end_allow = hep is not None and DEFAULT_ALLOW_PROFILE in hep.profiles
+        return failsafe, tiers, end_allow
+
+    def _rule_mask(self, cr: _Rule, src: Endpoint, dst: Endpoint, l4s) -> int:
+        """Bitmask of the L4 classes _rule_l4 admits; rules with equal L4 parts share it
+        (the endpoints count only through named ports)."""
+        r = cr.rule
+        key = (cr.proto, cr.not_proto, r.icmp, r.not_icmp, cr.src.ports, cr.src.not_ports,
+               cr.dst.ports, cr.dst.not_ports,
+               src.named_ports if _named(cr.src) else None,
+               dst.named_ports if _named(cr.dst) else None)
+        got = self._masks.get(key)
+        if got is None:
+            got = 0
+            for i, l4 in enumerate(l4s):
+                flow = Flow(src, dst, l4.protocol, l4.port, l4.icmp_type)
+                if self._rule_l4(cr, flow, proto_number(l4.protocol)):
+                    got |= 1 << i
+            self._masks[key] = got
+        return got
+
+    def _l3_match(self, ent: _Entity, ep: Endpoint, info: "_EpInfo") -> bool:
+        """_entity_l3 of one side, cached per (entity, endpoint): entities are shared by the
+        policies of the model, endpoints meet many subjects."""
+        key = (id(ent), info.idx)
+        got = self._l3.get(key)
+        if got is None:
+            got = self._l3[key] = self._entity_l3(ent, ep, info.cands, [])
+        return got
+
     def verdict(self, flow: Flow) -> Verdict:
         """Egress at the source, then ingress at the destination; both must allow."""
         si, di = self._info(flow.src), self._info(flow.dst)
@@ -713,6 +856,11 @@ class FelixModel:
             return inn
         return Verdict(inn.allowed, inn.decided_by, "ingress",
                        tuple(f"egress: {n}" for n in (out.decided_by,) + out.notes) + inn.notes)
+
+
+def _named(ent: _Entity) -> bool:
+    """Does the entity match ports by name (then its owner's named ports count)."""
+    return any(p.is_named for p in ent.ports) or any(p.is_named for p in ent.not_ports)
 
 
 @dataclass

@@ -411,8 +411,16 @@ class SideCache:
         self.cidrs = cidrs
         self.cidr_index: CidrIndex | None = None     # built on first use
         self.keys: dict = {}
-        self.vectors: dict = {}
         self.ipsig: dict = {}
+        # peer_key as small ints (see peer_class), vectors as small ints (see vector_id):
+        # the pair loop hashes ints, not label tuples or 33-long vectors, 4 times a pair
+        self.keysets: dict = {}         # (id(subject), direction) -> key set number
+        self.keyset_numbers: dict = {}
+        self.classes: dict = {}         # (key set number, direction, id(peer)) -> (peer, class)
+        self.class_numbers: dict = {}
+        self.ids: dict = {}             # (id(subject), direction, class) -> vector number
+        self.id_numbers: dict = {}
+        self.by_id: list = []           # vector number -> vector
 
     def _ip_sig(self, ip):
         got = self.ipsig.get(ip)
@@ -445,20 +453,50 @@ class SideCache:
                 peer.named_ports if direction == "egress" else (),
                 (peer.node, peer.ip, proj(peer.node_labels)) if host else None)
 
-    def vector(self, subject: Endpoint, src: Endpoint, dst: Endpoint, direction: str):
+    def peer_class(self, subject: Endpoint, peer: Endpoint, direction: str) -> int:
+        """peer_key as a small int. peer_key depends on the subject only through the label
+        keys its rules read: subjects with equal key sets share every peer's class."""
+        k = (id(subject), direction)
+        ks = self.keysets.get(k)
+        if ks is None:
+            self.peer_key(subject, subject, direction)      # fills self.keys[k]
+            keys = self.keys[k][1]
+            ks = self.keysets[k] = self.keyset_numbers.setdefault(
+                None if keys is None else frozenset(keys), len(self.keyset_numbers))
+        ck = (ks, direction, id(peer))
+        got = self.classes.get(ck)
+        if got is None or got[0] is not peer:
+            got = self.classes[ck] = (peer, self.class_numbers.setdefault(
+                self.peer_key(subject, peer, direction), len(self.class_numbers)))
+        return got[1]
+
+    def vector_id(self, subject: Endpoint, src: Endpoint, dst: Endpoint, direction: str) -> int:
+        """vector() as a small int (equal numbers: equal vectors); self.by_id[n] is it."""
         peer = dst if direction == "egress" else src
-        key = (id(subject), direction, self.peer_key(subject, peer, direction))
-        got = self.vectors.get(key)
-        if got is None and self.side_vector is not None:
-            vec = self.side_vector(subject, src, dst, direction, self.l4s)
-            got = self.vectors[key] = (True,) * len(self.l4s) if vec is None else vec
+        key = (id(subject), direction, self.peer_class(subject, peer, direction))
+        got = self.ids.get(key)
         if got is None:
-            out = []
-            for l4 in self.l4s:
-                v = self.side(subject, Flow(src, dst, l4.protocol, l4.port, l4.icmp_type), direction)
-                out.append(v is None or v.allowed)
-            got = self.vectors[key] = tuple(out)
+            vec = self._compute(subject, src, dst, direction)
+            got = self.id_numbers.get(vec)
+            if got is None:
+                got = self.id_numbers[vec] = len(self.by_id)
+                self.by_id.append(vec)
+            self.ids[key] = got
         return got
+
+    def vector(self, subject: Endpoint, src: Endpoint, dst: Endpoint, direction: str):
+        """Allowed per L4 class at subject (egress at src, ingress at dst)."""
+        return self.by_id[self.vector_id(subject, src, dst, direction)]
+
+    def _compute(self, subject: Endpoint, src: Endpoint, dst: Endpoint, direction: str):
+        if self.side_vector is not None:
+            vec = self.side_vector(subject, src, dst, direction, self.l4s)
+            return (True,) * len(self.l4s) if vec is None else vec
+        out = []
+        for l4 in self.l4s:
+            v = self.side(subject, Flow(src, dst, l4.protocol, l4.port, l4.icmp_type), direction)
+            out.append(v is None or v.allowed)
+        return tuple(out)
 
 
 def _felix_keys(fx, policy_set: PolicySet):
@@ -529,7 +567,8 @@ def verify(policy_set: PolicySet, cilium_objects: list[dict], *, inventory=None,
                 differ(flow, cv, lv)
     else:
         cidrs = _networks(cidr_texts)
-        fside = SideCache(fx.side, _felix_keys(fx, policy_set), uni.l4, gkeys, cidrs)
+        fside = SideCache(fx.side, _felix_keys(fx, policy_set), uni.l4, gkeys, cidrs,
+                          getattr(fx, "side_vector", None))
         cside = SideCache(cm.side, cm.peer_keys, uni.l4, gkeys, cidrs, cm.side_vector)
         combos: dict = {}
         n = len(uni.l4)
@@ -541,11 +580,14 @@ def verify(policy_set: PolicySet, cilium_objects: list[dict], *, inventory=None,
             for dst in (not_external if src.kind == "external" else eps):
                 if src is dst:
                     continue
-                fe, fi = fside.vector(src, src, dst, "egress"), fside.vector(dst, src, dst, "ingress")
-                ce, ci = cside.vector(src, src, dst, "egress"), cside.vector(dst, src, dst, "ingress")
-                key = (fe, fi, ce, ci)
+                key = (fside.vector_id(src, src, dst, "egress"),
+                       fside.vector_id(dst, src, dst, "ingress"),
+                       cside.vector_id(src, src, dst, "egress"),
+                       cside.vector_id(dst, src, dst, "ingress"))
                 got = combos.get(key)
                 if got is None:
+                    fe, fi = fside.by_id[key[0]], fside.by_id[key[1]]
+                    ce, ci = cside.by_id[key[2]], cside.by_id[key[3]]
                     fa = [a and b for a, b in zip(fe, fi)]
                     ca = [a and b for a, b in zip(ce, ci)]
                     got = combos[key] = (sum(fa), sum(ca),
