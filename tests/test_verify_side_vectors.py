@@ -249,7 +249,8 @@ def test_side_cache_classes_and_vector_numbers_match_plain_keys():
     # SideCache.peer_class / vector_id (small ints shared by subjects with equal key sets)
     # against peer_key and the per-flow vectors they stand for
     from generator.translate import translate
-    from generator.verify.compare import SideCache, _felix_keys, _networks
+    from generator.verify.cidrs import networks as _networks
+    from generator.verify.compare import SideCache, _felix_keys
     from generator.verify.flows import _all_cidrs
     from generator.verify.universe import referenced_keys
     ps = read_policies(load_text(_felix_text(), "p.yaml"))

@@ -36,6 +36,23 @@ def address(text) -> tuple[int, int] | None:
     return a.version, int(a)
 
 
+def networks(texts) -> list:
+    """The valid networks among texts (strict=False; invalid ones are left out). Each distinct
+    text is parsed once: thousands of rules repeat 0.0.0.0/0 and 10.0.0.0/8."""
+    out = []
+    parsed: dict[str, object] = {}
+    for c in texts:
+        text = str(c).strip()
+        if text not in parsed:
+            try:
+                parsed[text] = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                parsed[text] = None
+        if parsed[text] is not None:
+            out.append(parsed[text])
+    return out
+
+
 class CidrIndex:
     """index(address) -> indexes (ascending) of the networks in `nets` that contain it: the same
     as `tuple(i for i, n in enumerate(nets) if a.version == n.version and a in n)`.

@@ -8,13 +8,12 @@ declares approximate or untranslatable is listed as declared, not as a failure.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 from dataclasses import dataclass, field
 
 from ..calico import selector as calsel
 from ..calico.model import PolicySet
 from ..cilium.evaluator import CiliumModel
-from .cidrs import CidrIndex, address
+from .cidrs import CidrIndex, address, networks
 from .flows import _all_cidrs
 from .model import Endpoint, Flow, Verdict
 from .universe import Universe, build_universe, referenced_keys
@@ -566,7 +565,7 @@ def verify(policy_set: PolicySet, cilium_objects: list[dict], *, inventory=None,
             if cv.allowed != lv.allowed:
                 differ(flow, cv, lv)
     else:
-        cidrs = _networks(cidr_texts)
+        cidrs = networks(cidr_texts)
         fside = SideCache(fx.side, _felix_keys(fx, policy_set), uni.l4, gkeys, cidrs,
                           getattr(fx, "side_vector", None))
         cside = SideCache(cm.side, cm.peer_keys, uni.l4, gkeys, cidrs, cm.side_vector)
@@ -645,18 +644,3 @@ def _bounded(uni: Universe, max_endpoints: int | None) -> tuple[Universe, str]:
             f"judges all {len(eps) ** 2:,} class pairs"
             + (", hours of work at this size" if len(eps) > 10_000 else ""))
     return Universe(keep, uni.l4, uni.kind, list(uni.notes)), note
-
-
-def _networks(cidrs: list[str]) -> list:
-    out = []
-    parsed: dict[str, object] = {}     # policies repeat a few CIDRs thousands of times
-    for c in cidrs:
-        text = str(c).strip()
-        if text not in parsed:
-            try:
-                parsed[text] = ipaddress.ip_network(text, strict=False)
-            except ValueError:
-                parsed[text] = None
-        if parsed[text] is not None:
-            out.append(parsed[text])
-    return out

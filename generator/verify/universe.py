@@ -25,7 +25,7 @@ from ..calico.model import PolicySet
 from .flows import (  # noqa: F401  (L4, flow_classes... are part of this module's API)
     FAILSAFE_PORTS, L4, _all_cidrs, dict_items, _calico_ports, _cilium_ports, cidr_probe_addresses,
     flow_classes)
-from .cidrs import CidrIndex, address
+from .cidrs import CidrIndex, address, networks
 from .model import Endpoint, NamedPort, frozen_labels
 
 SYNTH_POD_CIDR = "10.244.0.0/16"
@@ -519,17 +519,7 @@ def inventory_universe(inventory, policy_set: PolicySet, cilium_objects: list[di
     if keys is None:
         keys = referenced_keys(policy_set, cilium_objects)
     cidr_texts = _all_cidrs(policy_set, cilium_objects) if cidrs is None else cidrs
-    cidrs = []
-    parsed: dict[str, object] = {}      # thousands of rules repeat 0.0.0.0/0 and 10.0.0.0/8
-    for c in cidr_texts:
-        text = str(c).strip()
-        if text not in parsed:
-            try:
-                parsed[text] = ipaddress.ip_network(text, strict=False)
-            except ValueError:
-                parsed[text] = None
-        if parsed[text] is not None:
-            cidrs.append(parsed[text])
+    cidrs = networks(cidr_texts)
     named_refs = {n for (_p, _f, _l, n) in list(_calico_ports(policy_set)) +
                   list(_cilium_ports(cilium_objects)) if n}
     node_matters = _node_matters(cilium_objects)
