@@ -30,8 +30,8 @@ from ..calico import selector as cs
 from ..calico.model import Policy, PolicySet
 from . import selectors as sel
 from .match import Builder, _pos
-from .region import (ANY_L4, ANY_PEER, Box, BoxSet, ns_bucket, region_inter_set,
-                     region_minus, region_minus_set)
+from .region import (ANY_L4, ANY_PEER, Box, BoxSet, NsIndex, region_inter_set, region_minus,
+                     region_minus_set)
 from .report import Finding, PolicyReport
 from .selectors import KIND, NotExpressible
 
@@ -67,30 +67,19 @@ class Barriers:
 
     def __init__(self):
         self.items: list = []          # (rank, blocks, escapes); rank orders the application
-        self.by_ns: dict = {}
-        self.unpinned: list = []
+        self.index = NsIndex()         # barrier number, under its blocks' namespaces
 
     def add(self, blocks, escapes) -> None:
         blocks, escapes = BoxSet(blocks), BoxSet(escapes)
         whole = all(b.peer == ANY_PEER and b.l4 == ANY_L4 for b in blocks)
-        i = len(self.items)
-        self.items.append(((0 if whole else 1, i), blocks, escapes))
-        if blocks.unpinned:
-            self.unpinned.append(i)
-        else:
-            for v in blocks.by_ns:
-                self.by_ns.setdefault(v, []).append(i)
+        self.index.add(len(self.items), blocks.index.namespaces())
+        self.items.append(((0 if whole else 1, len(self.items)), blocks, escapes))
 
     def relevant(self, region) -> list:
         """The barriers whose blocks may meet region, in application order."""
-        found: set = set(self.unpinned)
-        for x in region:
-            ns = ns_bucket(x.subject)
-            if ns is None:
-                found = range(len(self.items))
-                break
-            for v in ns:
-                found.update(self.by_ns.get(v, ()))
+        found = self.index.meeting(region)
+        if found is None:
+            found = range(len(self.items))
         return [(b, e) for _, b, e in sorted(self.items[i] for i in found)]
 
 

@@ -300,6 +300,36 @@ def ns_bucket(subject: Conj):
     return None
 
 
+class NsIndex:
+    """Keys filed under the namespaces they are pinned to (None: any namespace)."""
+
+    def __init__(self):
+        self.by_ns: dict = {}
+        self.unpinned: list = []
+
+    def add(self, key, namespaces) -> None:
+        if namespaces is None:
+            self.unpinned.append(key)
+        else:
+            for v in namespaces:
+                self.by_ns.setdefault(v, []).append(key)
+
+    def namespaces(self):
+        """Every namespace a key is filed under; None if some key is unpinned."""
+        return None if self.unpinned else set(self.by_ns)
+
+    def meeting(self, region) -> set | None:
+        """The keys that may meet some box of region; None: all of them."""
+        found = set(self.unpinned)
+        for x in region:
+            ns = ns_bucket(x.subject)
+            if ns is None:
+                return None
+            for v in ns:
+                found.update(self.by_ns.get(v, ()))
+        return found
+
+
 class BoxSet:
     """Boxes in first-insertion order, without repeats, indexed by the namespaces their
     subjects are pinned to. A cluster has thousands of namespaced policies: a rule's region
@@ -310,21 +340,14 @@ class BoxSet:
 
     def __init__(self, boxes=()):
         self.order: dict[Box, int] = {}
-        self.by_ns: dict = {}
-        self.unpinned: list = []
+        self.index = NsIndex()
         self.extend(boxes)
 
     def extend(self, boxes) -> None:
         for b in boxes:
-            if b in self.order:
-                continue
-            self.order[b] = len(self.order)
-            ns = ns_bucket(b.subject)
-            if ns is None:
-                self.unpinned.append(b)
-            else:
-                for v in ns:
-                    self.by_ns.setdefault(v, []).append(b)
+            if b not in self.order:
+                self.order[b] = len(self.order)
+                self.index.add(b, ns_bucket(b.subject))
 
     def __iter__(self):
         return iter(self.order)
@@ -337,16 +360,9 @@ class BoxSet:
 
     def candidates(self, region) -> list[Box]:
         """The boxes that may meet some box of region, in insertion order."""
-        found: set = set()
-        for x in region:
-            ns = ns_bucket(x.subject)
-            if ns is None:
-                return list(self.order)
-            for v in ns:
-                found.update(self.by_ns.get(v, ()))
-        if not found:
-            return list(self.unpinned)
-        found.update(self.unpinned)
+        found = self.index.meeting(region)
+        if found is None:
+            return list(self.order)
         return sorted(found, key=self.order.__getitem__)
 
 
@@ -365,5 +381,5 @@ def region_inter_set(region: list[Box], other: BoxSet) -> list[Box]:
     return out
 
 
-__all__ = ["BoxSet", "region_minus_set", "region_inter_set", "Box", "Peer", "L4", "ANY_PEER", "ANY_L4", "make_nets", "box_minus", "box_inter",
+__all__ = ["BoxSet", "NsIndex", "region_minus_set", "region_inter_set", "Box", "Peer", "L4", "ANY_PEER", "ANY_L4", "make_nets", "box_minus", "box_inter",
            "region_minus", "region_inter", "NotExpressible", "L4_PROTOS"]
