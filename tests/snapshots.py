@@ -49,7 +49,11 @@ from pathlib import Path
 
 import yaml
 
-from conftest import SHARED
+import os
+
+# as in tests/conftest.py (not imported from there: tests/e2e has a conftest of its own)
+SHARED = Path(os.environ.get("CNI_MIGRATE_SHARED",
+                             Path(__file__).resolve().parent.parent.parent / "shared"))
 
 INSTALLS = SHARED / "cni-installs"
 CNIS = ("flannel", "canal", "calico", "calico-vxlan", "calico-operator")

@@ -62,7 +62,8 @@ def probe_daemonset(plan: Plan) -> dict:
             "updateStrategy": {"type": "RollingUpdate",
                                "rollingUpdate": {"maxUnavailable": "10%"}},
             "template": {
-                "metadata": {"labels": {**probe_labels, **labels("probe")}},
+                # the selector's name label last: labels() carries a name of its own
+                "metadata": {"labels": {**labels("probe"), **probe_labels}},
                 "spec": {
                     "automountServiceAccountToken": False,
                     "securityContext": pod_security_context(),

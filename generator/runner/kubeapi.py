@@ -3,6 +3,10 @@ Jobs (a stock python image with the scripts mounted from a ConfigMap).
 
 In a pod it uses the service-account token and CA; tests give a base URL (the stand-in server in
 tests/fakekube.py). Paths are plain REST paths, e.g. "/api/v1/nodes".
+
+The end-to-end tests run these scripts as processes against a real API server, the way the pod
+runs them: KUBERNETES_SERVICE_HOST/PORT set, and the token minted for the Job's ServiceAccount
+(TokenRequest) in a folder named by CNI_MIGRATE_SA_DIR instead of the pod's mounted one.
 """
 from __future__ import annotations
 
@@ -15,6 +19,10 @@ import urllib.parse
 import urllib.request
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def sa_dir() -> str:
+    return os.environ.get("CNI_MIGRATE_SA_DIR") or SA_DIR
 
 
 class ApiError(Exception):
@@ -33,7 +41,7 @@ class ApiError(Exception):
 class Client:
     def __init__(self, base_url: str | None = None, token: str | None = None,
                  ca_file: str | None = None, timeout: float = 30.0, retries: int = 3,
-                 sleep=time.sleep):
+                 sleep=time.sleep, cert_file: str | None = None, key_file: str | None = None):
         if base_url is None:
             host = os.environ.get("KUBERNETES_SERVICE_HOST")
             port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
@@ -42,11 +50,11 @@ class Client:
             if ":" in host:  # IPv6 service address
                 host = f"[{host}]"
             base_url = f"https://{host}:{port}"
-            token_file = os.path.join(SA_DIR, "token")
+            token_file = os.path.join(sa_dir(), "token")
             if token is None and os.path.exists(token_file):
                 with open(token_file, encoding="utf-8") as f:
                     token = f.read().strip()
-            ca_file = ca_file or os.path.join(SA_DIR, "ca.crt")
+            ca_file = ca_file or os.path.join(sa_dir(), "ca.crt")
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout = timeout
@@ -56,6 +64,8 @@ class Client:
         if self.base_url.startswith("https://"):
             self._ssl = ssl.create_default_context(
                 cafile=ca_file if ca_file and os.path.exists(ca_file) else None)
+            if cert_file:   # client-certificate identity (the end-to-end tests' admin)
+                self._ssl.load_cert_chain(cert_file, key_file)
 
     def request(self, method: str, path: str, body=None, *, query: dict | None = None,
                 content_type: str = "application/json"):
