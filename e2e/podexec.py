@@ -66,12 +66,23 @@ def sa_folder(cluster, token: str, namespace: str) -> Path:
 
 
 def pod_env(cluster, sa_dir: Path | None, extra: dict | None = None) -> dict:
+    """The pod's environment. Scripts that call kubectl (the kubectl image's Jobs) find the
+    cluster's own kubectl first on PATH and, in KUBECONFIG, the pod's token: what kubectl's
+    in-cluster configuration reads from the mounted service-account folder."""
+    from .cluster import bin_path, kubeconfig
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    env["PATH"] = f"{bin_path('kubectl').parent}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
     env.update({"KUBERNETES_SERVICE_HOST": "127.0.0.1",
                 "KUBERNETES_SERVICE_PORT": str(cluster.api_port),
                 "PYTHONDONTWRITEBYTECODE": "1"})
     if sa_dir:
         env["CNI_MIGRATE_SA_DIR"] = str(sa_dir)
+        kc = sa_dir / "kubeconfig"
+        kc.write_text(kubeconfig(cluster.server, sa_dir / "ca.crt",
+                                 token=(sa_dir / "token").read_text(),
+                                 namespace=(sa_dir / "namespace").read_text()))
+        env["KUBECONFIG"] = str(kc)
+        env["HOME"] = str(sa_dir)          # kubectl's discovery cache, per identity
     env.update(extra or {})
     return env
 
@@ -156,6 +167,10 @@ class PodExec(threading.Thread):
             try:
                 for p in self.api.list("/api/v1/pods", label_selector=EXEC_SELECTOR):
                     uid = p["metadata"]["uid"]
+                    if p["metadata"].get("deletionTimestamp"):   # as a kubelet: let it go
+                        self.api.delete(kubeapi.pod_path(p["metadata"]["namespace"],
+                                                         p["metadata"]["name"]), grace_seconds=0)
+                        continue
                     if uid in self.started or not (p.get("spec") or {}).get("nodeName") \
                             or p["metadata"].get("deletionTimestamp"):
                         continue
@@ -182,45 +197,57 @@ class PodExec(threading.Thread):
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self._status(p, {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
                          "hostIP": node_ip(node), "startTime": now})
-        sa = None
-        if spec.get("automountServiceAccountToken") is not False:
-            token = mint_token(self.api, ns, spec.get("serviceAccountName") or "default",
-                               pod=p)
-            sa = sa_folder(self.cluster, token, ns)
-        c = spec["containers"][0]
-        env = {e["name"]: e.get("value", "") for e in c.get("env") or [] if "value" in e}
-        env["POD_NAMESPACE"] = ns
-        argv = [*(c.get("command") or []), *(c.get("args") or [])]
-        argv = self.mount(p, c, argv)
-        if argv and argv[0] in ("python", "python3"):
-            argv[0] = sys.executable
-        r = subprocess.run(argv, env=pod_env(self.cluster, sa, env), capture_output=True,
-                           text=True, timeout=600)
-        out = r.stdout + r.stderr
+        rc, out = run_spec(self.cluster, self.api, ns, spec, pod=p)
         self.logs[f"{ns}/{name}"] = out
         (self.logdir / f"{ns}_{name}.log").write_text(out)
-        phase = "Succeeded" if r.returncode == 0 else "Failed"
+        c = spec["containers"][0]
+        phase = "Succeeded" if rc == 0 else "Failed"
         self._status(p, {"phase": phase, "containerStatuses": [{
             "name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": False,
             "restartCount": 0, "started": False,
-            "state": {"terminated": {"exitCode": r.returncode, "reason":
-                                     "Completed" if r.returncode == 0 else "Error",
+            "state": {"terminated": {"exitCode": rc, "reason":
+                                     "Completed" if rc == 0 else "Error",
                                      "startedAt": now, "finishedAt": now}}}]})
 
-    def mount(self, p: dict, c: dict, argv: list[str]) -> list[str]:
-        """ConfigMap volumes written to a folder; their mount paths rewritten in the command."""
-        vols = {v["name"]: v for v in p["spec"].get("volumes") or []}
-        for m in c.get("volumeMounts") or []:
-            v = vols.get(m["name"]) or {}
-            if "configMap" not in v:
-                continue
-            cm = self.api.get(f"/api/v1/namespaces/{p['metadata']['namespace']}/configmaps/"
-                              f"{v['configMap']['name']}")
-            d = Path(tempfile.mkdtemp(prefix="cm-", dir=self.cluster.state))
-            for k, text in (cm.get("data") or {}).items():
-                (d / k).write_text(text)
-            argv = [a.replace(m["mountPath"], str(d)) for a in argv]
-        return argv
+
+def run_spec(cluster, api: kubeapi.Client, namespace: str, spec: dict, *, pod: dict | None = None,
+             extra_args: tuple[str, ...] = (), timeout: float = 600,
+             sa_token: str | None = None) -> tuple[int, str]:
+    """Run a pod spec's first container as a process, the way its pod would run it: the
+    command and args, the env values, ConfigMap volumes at their mount paths (rewritten in the
+    command), the API server as KUBERNETES_SERVICE_HOST/PORT and, unless the spec opts out, a
+    token minted for its ServiceAccount. Returns (exit status, output)."""
+    sa = None
+    if spec.get("automountServiceAccountToken") is not False:
+        token = sa_token or mint_token(api, namespace,
+                                       spec.get("serviceAccountName") or "default", pod=pod)
+        sa = sa_folder(cluster, token, namespace)
+    c = spec["containers"][0]
+    env = {e["name"]: e.get("value", "") for e in c.get("env") or [] if "value" in e}
+    env["POD_NAMESPACE"] = namespace
+    argv = [*(c.get("command") or []), *(c.get("args") or []), *extra_args]
+    argv = mount(cluster, api, namespace, spec, c, argv)
+    if argv and argv[0] in ("python", "python3"):
+        argv[0] = sys.executable
+    r = subprocess.run(argv, env=pod_env(cluster, sa, env), capture_output=True, text=True,
+                       timeout=timeout)
+    return r.returncode, r.stdout + r.stderr
+
+
+def mount(cluster, api: kubeapi.Client, namespace: str, spec: dict, c: dict,
+          argv: list[str]) -> list[str]:
+    """ConfigMap volumes written to a folder; their mount paths rewritten in the command."""
+    vols = {v["name"]: v for v in spec.get("volumes") or []}
+    for m in c.get("volumeMounts") or []:
+        v = vols.get(m["name"]) or {}
+        if "configMap" not in v:
+            continue
+        cm = api.get(f"/api/v1/namespaces/{namespace}/configmaps/{v['configMap']['name']}")
+        d = Path(tempfile.mkdtemp(prefix="cm-", dir=cluster.state))
+        for k, text in (cm.get("data") or {}).items():
+            (d / k).write_text(text)
+        argv = [a.replace(m["mountPath"], str(d)) for a in argv]
+    return argv
 
 
 def node_ip(node: dict) -> str:

@@ -26,6 +26,17 @@ from ..render.objects import CILIUM_NAMESPACE, NODE_CONFIG_NAME
 
 RBAC = "rbac.authorization.k8s.io/v1"
 
+# A wait loop must tell "not there (yet)" from "not allowed": a bare `until kubectl get ...`
+# waits out the Job's deadline on a 403, and `while kubectl get ...` takes a 403 for "gone" and
+# passes the gate. get_or_absent returns 1 only for NotFound (or a CRD not registered yet) and
+# fails the Job on any other error.
+GET_OR_ABSENT = """\
+get_or_absent() {
+  if out=$(kubectl "$@" 2>&1); then return 0; fi
+  case "$out" in *NotFound*|*"doesn't have a resource type"*) return 1;; esac
+  echo "$out" >&2; exit 2
+}"""
+
 
 def _rule(group: str, resources: list[str], verbs: list[str], names: list[str] | None = None):
     r: dict = {"apiGroups": [group], "resources": resources}
@@ -137,9 +148,14 @@ def restart_items(plan: Plan) -> list[Item]:
     kind = "cilium-restart"
     ns = CILIUM_NAMESPACE
     script = "\n".join([
-        "# wait until the Cilium release carries the final values (its sync is asynchronous)",
-        "until [ \"$(kubectl -n %s get configmap cilium-config "
-        "-o jsonpath='{.data.enable-policy}')\" = default ]; do sleep 10; done" % ns,
+        "# wait until the Cilium release carries the final values (its sync is asynchronous);",
+        "# a refused read fails the Job (sh -e) instead of waiting for ever",
+        "while :; do",
+        "  v=$(kubectl -n %s get configmap cilium-config -o jsonpath='{.data.enable-policy}')"
+        % ns,
+        '  [ "$v" = default ] && break',
+        "  sleep 10",
+        "done",
         f"kubectl -n {ns} rollout restart daemonset/cilium deployment/cilium-operator",
         f"kubectl -n {ns} rollout status deployment/cilium-operator --timeout=10m",
         f"kubectl -n {ns} rollout status daemonset/cilium --timeout=60m",
@@ -157,8 +173,9 @@ def restart_items(plan: Plan) -> list[Item]:
 def nodeconfig_gate_items(plan: Plan) -> list[Item]:
     kind = "nodeconfig-check"
     script = "\n".join([
+        GET_OR_ABSENT,
         "# the operator registers the CRD at run time; wait for our CiliumNodeConfig",
-        f"until kubectl -n {CILIUM_NAMESPACE} get ciliumnodeconfigs.cilium.io "
+        f"until get_or_absent -n {CILIUM_NAMESPACE} get ciliumnodeconfigs.cilium.io "
         f"{NODE_CONFIG_NAME}; do sleep 10; done",
         f"n=$(kubectl get nodes -l {MIGRATION_LABEL}=true -o name | wc -l)",
         'if [ "$n" -ne 0 ]; then echo "$n node(s) already labelled before the node waves"; '
@@ -176,7 +193,8 @@ def nodeconfig_removed_gate_items(plan: Plan) -> list[Item]:
     kind = "nodeconfig-removal-check"
     ns = CILIUM_NAMESPACE
     script = "\n".join([
-        f"while kubectl -n {ns} get ciliumnodeconfigs.cilium.io {NODE_CONFIG_NAME}; do "
+        GET_OR_ABSENT,
+        f"while get_or_absent -n {ns} get ciliumnodeconfigs.cilium.io {NODE_CONFIG_NAME}; do "
         "sleep 10; done",
         f"kubectl -n {ns} rollout status daemonset/cilium --timeout=10m",
     ])

@@ -23,8 +23,8 @@ def _rule(group: str, resources: list[str], verbs: list[str],
 # kind -> cluster-wide rules
 CLUSTER_RULES: dict[str, list[dict]] = {
     "preflight": [
-        _rule("", ["nodes"], ["get", "list"]),
-        _rule("apps", ["daemonsets"], ["get", "list"]),
+        _rule("", ["nodes"], ["list"]),
+        _rule("apps", ["daemonsets"], ["get"]),
         _rule("policy", ["poddisruptionbudgets"], ["list"]),
     ],
     "post-install": [

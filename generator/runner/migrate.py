@@ -339,8 +339,8 @@ class Runner:
         labels = (pod.get("metadata") or {}).get("labels") or {}
         try:
             pdbs = self.api.list(f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets")
-        except kubeapi.ApiError:
-            return []
+        except kubeapi.ApiError as e:    # say why none is named, rather than "none found"
+            return [f"unknown, {e.reason}"]
         return sorted(f"{ns}/{p['metadata']['name']}" for p in pdbs
                       if selector_matches((p.get("spec") or {}).get("selector"), labels))
 

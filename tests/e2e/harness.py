@@ -123,9 +123,15 @@ def clean(obj: dict) -> dict:
     return out
 
 
-def load_example(k: Kube, path: Path) -> dict[str, set[tuple[str, str]]]:
+def load_example(k: Kube, path: Path, *, pod_cidrs: bool = True,
+                 pod_security: bool = True) -> dict[str, set[tuple[str, str]]]:
     """Create an exported cluster's objects (pods excepted: the controllers make them, kwok runs
-    them) and wait until every workload's pods are Running. Returns kind -> {(ns, name)}."""
+    them) and wait until every workload's pods are Running. Returns kind -> {(ns, name)}.
+    pod_cidrs=False leaves spec.podCIDR off the Nodes, so that pods get their addresses from the
+    kwok instance of the node's CNI (kwok prefers a node's podCIDR). pod_security=False leaves
+    the namespaces' Pod Security labels off: the example's workloads break the level their
+    namespace enforces, so once evicted they could not come back (which a real drain would
+    show too), and tests of the runner want workloads that can move."""
     import json
     objs = [o for o in exported_objects(path) if o["kind"] in _ORDER]
     objs = [o for o in objs if not (o["kind"] == "Service" and
@@ -140,6 +146,9 @@ def load_example(k: Kube, path: Path) -> dict[str, set[tuple[str, str]]]:
         if not key.startswith("pod-security.kubernetes.io/")}}}) for d in spaces))
     for d in docs:
         if d["kind"] == "Node":
+            if not pod_cidrs:
+                d = {**d, "spec": {x: v for x, v in d["spec"].items()
+                                   if x not in ("podCIDR", "podCIDRs")}}
             k.api.create("/api/v1/nodes", d)
     # the exported addresses (kwok keeps an InternalIP that is there)
     for o in objs:
@@ -159,9 +168,49 @@ def load_example(k: Kube, path: Path) -> dict[str, set[tuple[str, str]]]:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{len(running)} of {want} pods Running after 90s")
         time.sleep(0.3)
-    k.apply("\n---\n".join(json.dumps(d) for d in spaces))
+    if pod_security:
+        k.apply("\n---\n".join(json.dumps(d) for d in spaces))
     found: dict[str, set] = {}
     for o in objs:
         found.setdefault(o["kind"], set()).add((o["metadata"].get("namespace", ""),
                                                 o["metadata"]["name"]))
     return found
+
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def unload(k: Kube, loaded: dict[str, set[tuple[str, str]]]) -> None:
+    """Remove what load_example made: its namespaces (and so their pods), its objects in the
+    system namespaces, cluster-scoped objects, then the Nodes once no pod is left on them (a pod
+    on a deleted node waits for the pod GC's quarantine)."""
+    spaces = [n for _, n in loaded.get("Namespace", ()) if n not in SYSTEM_NAMESPACES]
+    others = []
+    for kind, names in loaded.items():
+        if kind in ("Namespace", "Node"):
+            continue
+        for ns, name in names:
+            if not ns or ns in SYSTEM_NAMESPACES:
+                others.append((kind, ns, name))
+    by_kind = {"DaemonSet": "daemonsets.apps", "Deployment": "deployments.apps",
+               "StatefulSet": "statefulsets.apps", "ConfigMap": "configmaps",
+               "ServiceAccount": "serviceaccounts", "Service": "services",
+               "PodDisruptionBudget": "poddisruptionbudgets.policy",
+               "NetworkPolicy": "networkpolicies.networking.k8s.io",
+               "Tier": "tiers.crd.projectcalico.org",
+               "GlobalNetworkPolicy": "globalnetworkpolicies.crd.projectcalico.org",
+               "GlobalNetworkSet": "globalnetworksets.crd.projectcalico.org"}
+    for kind, ns, name in others:
+        args = ["delete", by_kind[kind], name, "--ignore-not-found", "--wait=false"]
+        k.kubectl(*args, *(["-n", ns] if ns else []))
+    if spaces:
+        k.kubectl("delete", "namespace", "--ignore-not-found", "--wait=false", *spaces)
+        k.wait_gone("/api/v1/namespaces", spaces)
+    nodes = [n for _, n in loaded.get("Node", ())]
+    deadline = time.monotonic() + 60
+    while any(p["spec"].get("nodeName") in nodes for p in k.api.list("/api/v1/pods")):
+        if time.monotonic() > deadline:
+            raise RuntimeError("pods left on the example's nodes after 60s")
+        time.sleep(0.2)
+    for n in nodes:
+        k.api.delete(f"/api/v1/nodes/{n}")

@@ -21,7 +21,7 @@ from e2e.cluster import kubeconfig
 from e2e.podexec import mint_token
 from generator.live.resources import CALICO_KINDS, CORE, keep_configmap
 from generator.runner.kubeapi import ApiError
-from harness import ROOT, load_example
+from harness import ROOT, load_example, unload
 
 EXAMPLE = ROOT / "examples" / "kind-canal"
 CLI = [sys.executable, "-m", "generator"]
@@ -44,6 +44,7 @@ def refs(repo: Path) -> dict[str, str]:
 def loaded(kube):
     objs = load_example(kube, EXAMPLE)
     yield objs
+    unload(kube, objs)
 
 
 @pytest.fixture(scope="module")
