@@ -368,3 +368,21 @@ def test_objects_pass_strict_schema_validation(plan, inv):
         migrate.Config(nodes=["w1"], cilium_cidr=CILIUM_CIDR), "w1", "cni-migrate-check-w1"))
     found = [f"{o['kind']} {o['metadata']['name']}: {p}" for o in objs for p in problems(o)]
     assert found == []
+
+
+def test_every_workload_selects_its_own_pods():
+    """The API server refuses a workload whose selector does not match its template's labels
+    (the probe DaemonSet once carried a name label that labels() overwrote), and a Service that
+    selects no pod serves nothing."""
+    plan, inv = make_plan(), make_inventory()
+    objs = [i.obj for i in all_items(plan, inv)]
+    templates = {}
+    for o in objs:
+        sel = (o.get("spec") or {}).get("selector")
+        if o["kind"] in ("DaemonSet", "Deployment", "StatefulSet") or (
+                o["kind"] == "Job" and sel):
+            labels = o["spec"]["template"]["metadata"]["labels"]
+            assert sel["matchLabels"].items() <= labels.items(), o["metadata"]["name"]
+            templates[o["metadata"]["name"]] = labels
+    svc = next(o for o in objs if o["kind"] == "Service")
+    assert any(svc["spec"]["selector"].items() <= t.items() for t in templates.values())
