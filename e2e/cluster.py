@@ -70,204 +70,7 @@ CNI_LABEL = "e2e.cni-migrate.io/cni"
 KWOK_POOLS = {"old": ("!=", "10.244.0.0/16"), "cilium": ("=", "10.245.0.0/16")}
 # kwok's stages: kwok's own "fast" node and pod stages (sigs.k8s.io/kwok kustomize/stage),
 # without pod-complete: no Job pod succeeds by itself, e2e/podexec.py runs the ones that matter
-KWOK_STAGES = r"""
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: node-initialize
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Node
-  selector:
-    matchExpressions:
-    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
-      operator: 'NotIn'
-      values:
-      - 'True'
-  next:
-    statusTemplate: |
-      {{ $now := Now }}
-      {{ $lastTransitionTime := or .metadata.creationTimestamp $now }}
-      conditions:
-      {{ range NodeConditions }}
-      - lastHeartbeatTime: {{ $now | Quote }}
-        lastTransitionTime: {{ $lastTransitionTime | Quote }}
-        message: {{ .message | Quote }}
-        reason: {{ .reason | Quote }}
-        status: {{ .status | Quote }}
-        type: {{ .type  | Quote}}
-      {{ end }}
-
-      {{ $hasInternalIP := false }}
-      {{ $hasHostname := false }}
-      {{ range .status.addresses }}
-        {{ if eq .type "InternalIP" }}
-          {{ $hasInternalIP = true }}
-        {{ end }}
-        {{ if eq .type "Hostname" }}
-          {{ $hasHostname = true }}
-        {{ end }}
-      {{ end }}
-      {{ if or (not $hasInternalIP) (not $hasHostname) }}
-      addresses:
-      {{ end }}
-      {{ if not $hasInternalIP }}
-      {{ with NodeIP }}
-      - address: {{ . | Quote }}
-        type: InternalIP
-      {{ end }}
-      {{ end }}
-      {{ if not $hasHostname }}
-      {{ with NodeName }}
-      - address: {{ . | Quote }}
-        type: Hostname
-      {{ end }}
-      {{ end }}
-
-      {{ with NodePort }}
-      daemonEndpoints:
-        kubeletEndpoint:
-          Port: {{ . }}
-      {{ end }}
-
-      allocatable:
-      {{ with .status.allocatable }}
-      {{ YAML . 1 }}
-      {{ else }}
-        cpu: 1k
-        memory: 1Ti
-        pods: 1M
-      {{ end }}
-      capacity:
-      {{ with .status.capacity }}
-      {{ YAML . 1 }}
-      {{ else }}
-        cpu: 1k
-        memory: 1Ti
-        pods: 1M
-      {{ end }}
-
-      {{ $nodeInfo := .status.nodeInfo }}
-      {{ $kwokVersion := printf "kwok-%s" Version }}
-      nodeInfo:
-        architecture: {{ or $nodeInfo.architecture "amd64" }}
-        bootID: {{ or $nodeInfo.bootID `""` }}
-        containerRuntimeVersion: {{ or $nodeInfo.containerRuntimeVersion $kwokVersion }}
-        kernelVersion: {{ or $nodeInfo.kernelVersion $kwokVersion }}
-        kubeProxyVersion: {{ or $nodeInfo.kubeProxyVersion $kwokVersion }}
-        kubeletVersion: {{ or $nodeInfo.kubeletVersion $kwokVersion }}
-        machineID: {{ or $nodeInfo.machineID `""` }}
-        operatingSystem: {{ or $nodeInfo.operatingSystem "linux" }}
-        osImage: {{ or $nodeInfo.osImage `""` }}
-        systemUUID: {{ or $nodeInfo.systemUUID `""` }}
-      phase: Running
----
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: pod-ready
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Pod
-  selector:
-    matchExpressions:
-    - key: '.metadata.deletionTimestamp'
-      operator: 'DoesNotExist'
-    - key: '.status.phase'
-      operator: 'In'
-      values:
-      - 'Pending'
-    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
-      operator: 'NotIn'
-      values:
-      - 'True'
-  next:
-    statusTemplate: |
-      {{ $now := Now }}
-
-      conditions:
-      - lastTransitionTime: {{ $now | Quote }}
-        status: "True"
-        type: Initialized
-      - lastTransitionTime: {{ $now | Quote }}
-        status: "True"
-        type: Ready
-      - lastTransitionTime: {{ $now | Quote }}
-        status: "True"
-        type: ContainersReady
-      {{ range .spec.readinessGates }}
-      - lastTransitionTime: {{ $now | Quote }}
-        status: "True"
-        type: {{ .conditionType | Quote }}
-      {{ end }}
-
-      containerStatuses:
-      {{ range .spec.containers }}
-      - image: {{ .image | Quote }}
-        name: {{ .name | Quote }}
-        ready: true
-        restartCount: 0
-        state:
-          running:
-            startedAt: {{ $now | Quote }}
-      {{ end }}
-
-      initContainerStatuses:
-      {{ range .spec.initContainers }}
-      - image: {{ .image | Quote }}
-        name: {{ .name | Quote }}
-        ready: true
-        restartCount: 0
-        {{ if eq .restartPolicy "Always" }}
-        started: true
-        state:
-          running:
-            startedAt: {{ $now | Quote }}
-        {{ else }}
-        state:
-          terminated:
-            exitCode: 0
-            finishedAt: {{ $now | Quote }}
-            reason: Completed
-            startedAt: {{ $now | Quote }}
-        {{ end }}
-      {{ end }}
-      {{ $hostIPs := NodeIPsWith .spec.nodeName }}
-      {{ with $hostIPs }}
-      hostIP: {{ index . 0 | Quote }}
-      hostIPs:
-      {{ range . }}
-      - ip: {{ . | Quote }}
-      {{ end }}
-      {{ end }}
-      {{ $podIPs := PodIPsWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) }}
-      {{ with $podIPs }}
-      podIP: {{ index . 0 | Quote }}
-      podIPs:
-      {{ range . }}
-      - ip: {{ . | Quote }}
-      {{ end }}
-      {{ end }}
-      phase: Running
-      startTime: {{ $now | Quote }}
----
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: pod-delete
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Pod
-  selector:
-    matchExpressions:
-    - key: '.metadata.deletionTimestamp'
-      operator: 'Exists'
-  next:
-    delete: true
-"""
+KWOK_STAGES = Path(__file__).with_name("kwok-stages.yaml")
 # kwok leaves these pods alone: e2e/podexec.py runs them as processes
 KWOK_DISREGARD = "app.kubernetes.io/component in (check-pod)"
 
@@ -337,9 +140,16 @@ def _go_mod(c: Component) -> str:
     return "\n".join(lines) + "\n"
 
 
+def go_command() -> str | None:
+    """`go` on PATH, else where the machine image installs it."""
+    return shutil.which("go") or next((p for p in ("/usr/local/go/bin/go",)
+                                       if os.access(p, os.X_OK)), None)
+
+
 def _run_go(args: list[str], cwd: Path, logf) -> None:
     env = dict(os.environ, GOFLAGS="-mod=mod", CGO_ENABLED="0")
-    r = subprocess.run(["go", *args], cwd=cwd, env=env, stdout=logf, stderr=subprocess.STDOUT)
+    r = subprocess.run([go_command() or "go", *args], cwd=cwd, env=env, stdout=logf,
+                       stderr=subprocess.STDOUT)
     if r.returncode != 0:
         raise BuildError(f"go {' '.join(args[:2])} failed (exit {r.returncode})")
 
@@ -351,7 +161,7 @@ def build(c: Component) -> float:
     stamp = root / "built.json"
     if stamp.exists() and all((root / "bin" / b).exists() for b in c.binaries):
         return 0.0
-    if shutil.which("go") is None:
+    if go_command() is None:
         raise BuildError(f"cannot build {', '.join(c.binaries)} {c.version}: no `go` on PATH")
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".lock", "w") as lock:
@@ -540,7 +350,7 @@ class Cluster:
             "--authentication-kubeconfig", sch, "--authorization-kubeconfig", sch,
             "--bind-address", "127.0.0.1", "--secure-port", str(free_port()),
             "--leader-elect=false"])
-        (self.state / "kwok.yaml").write_text(KWOK_STAGES)
+        shutil.copy(KWOK_STAGES, self.state / "kwok.yaml")
         for cni, (op, cidr) in KWOK_POOLS.items():
             first = str(next(ipaddress.ip_network(cidr).hosts()))
             self._start(f"kwok-{cni}", [

@@ -3,7 +3,9 @@ thread with discovery, paged lists, custom objects, 403s), not a real kube-apise
 
 The bundled example (examples/kind-canal) is loaded into the stand-in; `cni-migrate snapshot`
 must give back the same objects, and the inventory from the live read must equal the one from
-the written snapshot.
+the written snapshot. The stand-in holds the example's objects verbatim (pods and statuses
+included), which a real server cannot; the same round trip against a real kube-apiserver, under
+the printed ClusterRole, with real paging, is tests/e2e/test_e2e_live.py.
 """
 from __future__ import annotations
 
@@ -177,10 +179,6 @@ def test_generate_live_and_from_snapshot_write_the_same_files(generated, example
             named = files_a[path].decode().replace("context kind-canal", str(snap_dir))
             assert named == files_b[path].decode(), path
 
-
-def test_generate_live_and_from_snapshot_give_the_same_commit_shas(generated):
-    live, snap = (_commits(p) for p in generated)
-    assert [c[0] for c in live] == [c[0] for c in snap]
 
 
 # ---- discovery: which Calico API ----------------------------------------------------------------

@@ -21,7 +21,7 @@ HELM_EXTRA = {"hostFirewall": {"enabled": True}, "nodeSelectorLabels": True,
               "annotations": {"cni-migrate.io/restart": "node-selector-labels"},
               "hubble": {"enabled": True, "export": {"static": {
                   "enabled": True, "filePath": "/var/run/cilium/hubble/events.log",
-                  "allowList": [{"verdict": ["DROPPED"]}]}}},
+                  "allowList": ['{"verdict":["DROPPED"]}']}}},
               "podAnnotations": {"cni-migrate.io/restart": "abc123"},
               "operator": {"podAnnotations": {"cni-migrate.io/restart": "abc123"}}}
 
@@ -107,8 +107,8 @@ def test_translation_cannot_override_migration_keys():
 
 
 def test_versions():
-    assert CHART_VERSIONS == {"1.16": "1.16.12", "1.17": "1.17.6", "1.18": "1.18.3",
-                              "1.19": "1.19.4"}
+    assert CHART_VERSIONS == {"1.16": "1.16.19", "1.17": "1.17.18", "1.18": "1.18.12",
+                              "1.19": "1.19.6"}
     assert chart_version("1.17", "1.17.2") == "1.17.2"
     with pytest.raises(UserError):
         chart_version("1.17", "1.18.0")
@@ -118,3 +118,41 @@ def test_versions():
     assert node_config_api_version("1.15") == "cilium.io/v2alpha1"
     assert set(FINAL_CHANGES) == {"cni.customConf", "operator.unmanagedPodWatcher.restart",
                                   "policyEnforcementMode"}
+
+
+def test_chart_versions_are_the_newest_packaged_patch_of_each_minor(shared):
+    packaged: dict[str, list[tuple[int, ...]]] = {}
+    for f in (shared / "cilium" / "chart-packages").glob("cilium-*.tgz"):
+        v = tuple(int(x) for x in f.name[len("cilium-"):-len(".tgz")].split("."))
+        packaged.setdefault(f"{v[0]}.{v[1]}", []).append(v)
+    for minor, version in CHART_VERSIONS.items():
+        assert version == ".".join(map(str, max(packaged[minor]))), minor
+
+
+def test_hubble_allowlist_items_are_the_json_the_chart_joins(shared):
+    """The chart writes `allowList | join " "` into cilium-config: each item must be one JSON
+    filter as text (an object would render as Go's map[...] and the agent rejects it)."""
+    import json
+    import tarfile
+    from generator.calico.reader import read_policies
+    from generator.translate import translate
+    from generator.yamlio import load_text
+    with tarfile.open(shared / "cilium" / "chart-packages" /
+                      f"cilium-{CHART_VERSIONS['1.19']}.tgz") as t:
+        cm = next(t.extractfile(m).read().decode() for m in t.getmembers()
+                  if m.name.endswith("templates/cilium-configmap.yaml"))
+    assert 'allowList | join " "' in cm
+    gnp = """apiVersion: crd.projectcalico.org/v1
+kind: GlobalNetworkPolicy
+metadata: {name: log-drops}
+spec:
+  selector: all()
+  types: [Ingress]
+  ingress:
+  - action: Log
+  - action: Deny
+"""
+    tr = translate(read_policies(load_text(gnp, "log.yaml")), cilium_version="1.19")
+    items = tr.helm_values["hubble"]["export"]["static"]["allowList"]
+    assert items and all(isinstance(i, str) and isinstance(json.loads(i), dict) for i in items)
+    assert json.loads(" ".join(items)) == {"verdict": ["DROPPED"]}

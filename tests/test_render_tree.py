@@ -137,7 +137,7 @@ def test_argocd_wiring(built):
     assert app["spec"]["syncPolicy"]["automated"]["prune"] is True
     cilium = next(o for p, o in objs if p.endswith("application-cilium.yaml"))
     sources = cilium["spec"]["sources"]
-    assert sources[0]["chart"] == "cilium" and sources[0]["targetRevision"] == "1.18.3"
+    assert sources[0]["chart"] == "cilium" and sources[0]["targetRevision"] == "1.18.12"
     assert sources[0]["helm"]["valueFiles"] == ["$values/cilium/values.yaml"]
     assert sources[1]["ref"] == "values"
     assert "Prune=false" in cilium["metadata"]["annotations"]["argocd.argoproj.io/sync-options"]

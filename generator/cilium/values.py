@@ -22,7 +22,8 @@ from ..plan.model import SUPPORTED_CILIUM, Plan
 from .. import yamlio
 
 # Default chart version per minor: the releases whose CRDs/chart the project was checked against.
-CHART_VERSIONS = {"1.16": "1.16.12", "1.17": "1.17.6", "1.18": "1.18.3", "1.19": "1.19.4"}
+# the newest patch of each minor (tests check it against the packaged charts)
+CHART_VERSIONS = {"1.16": "1.16.19", "1.17": "1.17.18", "1.18": "1.18.12", "1.19": "1.19.6"}
 
 # The three keys the final-values wave flips, with their migration and final values.
 FINAL_CHANGES = {

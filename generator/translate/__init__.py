@@ -171,5 +171,8 @@ def _helm_values(prog, ps: PolicySet, em: Emitter) -> dict:
     if prog.log_rules:
         values["hubble"] = {"enabled": True, "export": {"static": {
             "enabled": True, "filePath": "/var/run/cilium/hubble/events.log",
-            "allowList": [{"verdict": ["DROPPED"]}]}}}
+            # items are JSON text: the chart joins them into cilium-config's
+            # hubble-export-allowlist ({{ allowList | join " " }}); an object item renders
+            # as Go's "map[verdict:[DROPPED]]", which the agent cannot parse
+            "allowList": ['{"verdict":["DROPPED"]}']}}}
     return values

@@ -236,10 +236,22 @@ def test_a_run_killed_mid_batch_resumes(migration):
     job = m.job("cni-migrate-nodes-02-")
     spec = job["spec"]["template"]["spec"]
     cmd = [*spec["containers"][0]["command"], *spec["containers"][0]["args"], "--node", b, *FAST]
-    # start it as the Job would, then kill it (as a node drain or OOM would kill the pod)
+    # start it as the Job would, then kill it (as a node drain or OOM would kill the pod) while
+    # its drain waits on the budget, once the other pods are evicted. (Killed during an eviction
+    # call, the API server may have counted the disruption in the budget without deleting the
+    # pod: the budget then allows nothing until the disruption controller expires the entry,
+    # about 2 minutes, which the resumed run would wait out.)
     proc = start(m, job, cmd[1:])
     deadline = time.monotonic() + 120
-    while m.node(b)["metadata"].get("annotations", {}).get(ANN + "step") != "drain":
+
+    def blocked_on_budget() -> bool:
+        if m.node(b)["metadata"].get("annotations", {}).get(ANN + "step") != "drain":
+            return False
+        left = [p for p in app_pods(m, b) if not any(
+            r.get("kind") == "DaemonSet" for r in p["metadata"].get("ownerReferences") or [])]
+        return [p["metadata"]["labels"].get("app") for p in left] == ["slow"]
+
+    while not blocked_on_budget():
         assert proc.poll() is None, proc.communicate()[0]
         if time.monotonic() > deadline:
             proc.kill()
