@@ -15,7 +15,8 @@ DIR/pids.json, and returns once the API server is ready and every controller run
 what `up` started, by pid. The Python API (`Cluster`) does the same for the tests and stops
 everything on exit or interrupt.
 
-Binaries: built once into $CNI_MIGRATE_E2E_CACHE (default ~/.cache/cni-migrate/e2e), one folder
+Binaries (and `helm`, for the tests that render the Cilium chart): built once into
+$CNI_MIGRATE_E2E_CACHE (default ~/.cache/cni-migrate/e2e), one folder
 per component and version, reused by every later run. Kubernetes and etcd carry `replace`
 directives that `go install` refuses, so each is built from a small throw-away module (written
 into the cache) that requires it and pins the replaced modules to their published versions.
@@ -45,6 +46,7 @@ KUBERNETES = "v1.36.3"
 STAGING = "v0.36.3"          # the k8s.io/* staging modules published with KUBERNETES
 ETCD = "v3.6.17"
 KWOK = "v0.8.0"
+HELM = "v3.22.1"
 
 # The staging modules k8s.io/kubernetes replaces with ./staging/src/...; the throw-away module
 # points each at its published version instead.
@@ -114,6 +116,8 @@ COMPONENTS = (
               f"go.etcd.io/etcd/server/v3@{ETCD}",
               tuple((f"go.etcd.io/etcd/{m}", ETCD) for m in ETCD_REPLACED)),
     Component("kwok", KWOK, ("kwok",), ("sigs.k8s.io/kwok/cmd/kwok",), f"sigs.k8s.io/kwok@{KWOK}"),
+    # renders the real Cilium chart packages (tests/e2e/test_e2e_chart.py)
+    Component("helm", HELM, ("helm",), ("helm.sh/helm/v3/cmd/helm",), f"helm.sh/helm/v3@{HELM}"),
 )
 
 

@@ -72,7 +72,6 @@ class Migration:
         self.kube = kube
         self.repo = repo
         self.docs = docs
-        self.jobs = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "Job"}
 
     def job(self, prefix: str, docs: list[dict] | None = None) -> dict:
         found = [d for d in (docs or self.docs) if d.get("kind") == "Job"
@@ -365,7 +364,7 @@ def settle(kube, sa, res, verb, group, ns, name, want: bool) -> None:
 
 def scenarios(m: Migration) -> dict[str, list]:
     """For each Job identity: the runs that use every one of its verbs. Each entry is
-    (description, prepare(), job, extra args).
+    (description, prepare(migration) or None, job, extra args).
 
     Not here: cni-migrate-validate (checks.py batch). Its checks dial the probe pods' and the
     probe Service's addresses, which kwok's pods do not serve and which this machine must not
@@ -373,12 +372,12 @@ def scenarios(m: Migration) -> dict[str, list]:
     checks its Role with SubjectAccessReviews instead."""
     fwd_node, pdb_node = "kind-canal-worker3", "kind-canal-worker2"
 
-    def forward():
+    def forward(m: Migration):
         m.reset(fwd_node)
         drop_app(m, "quorum")
         pinned_app(m, "evictee", fwd_node)
 
-    def blocked():
+    def blocked(m: Migration):
         m.reset(pdb_node)
         pinned_app(m, "quorum", pdb_node, pdb_min=1)
 
@@ -450,7 +449,7 @@ def test_every_verb_of_every_generated_role_is_needed(migration):
         for desc, prep, job, extra in runs:
             assert job["spec"]["template"]["spec"]["serviceAccountName"] == sa
             if prep:
-                prep(m) if prep in (restore_canal, restore_cilium) else prep()
+                prep(m)
             rc, out = m.run(job, *extra)
             assert "403" not in out and "forbidden" not in out.lower(), f"{sa} {desc}:\n{out}"
             baseline[desc] = rc
@@ -471,7 +470,7 @@ def test_every_verb_of_every_generated_role_is_needed(migration):
                             hit = False
                             for desc, prep, job, extra in runs:
                                 if prep:
-                                    prep(m) if prep in (restore_canal, restore_cilium) else prep()
+                                    prep(m)
                                 rc, out = m.run(job, *extra, timeout=120)
                                 if f'cannot {verb} resource "{res}"' in out.replace('\\"', '"'):
                                     # the Python scripts fail on it; kubectl's waits log the

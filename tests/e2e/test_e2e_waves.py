@@ -11,15 +11,15 @@ engine gates them (tests/e2e/test_e2e_runner.py runs their scripts).
 """
 from __future__ import annotations
 
+import io
 import subprocess
 import tarfile
-import io
 from pathlib import Path
 
 import pytest
 import yaml
 
-from harness import install_cilium_crds
+from harness import exported_objects, install_cilium_crds
 from e2e.cluster import kwok_node
 from generator.cli import main
 from snapshots import make_snapshot
@@ -71,14 +71,7 @@ def apply(kube, docs: list[dict], where: str) -> None:
 
 
 def snapshot_objects(snap: Path, kind: str) -> list[dict]:
-    out = []
-    for f in sorted(snap.glob("*.yaml")):
-        for d in yaml.safe_load_all(f.read_text()):
-            for o in (d or {}).get("items", [d]) if isinstance(d, dict) else []:
-                if isinstance(o, dict) and o.get("kind", kind) == kind and \
-                        (d.get("kind") == f"{kind}List" or o.get("kind") == kind):
-                    out.append(o)
-    return out
+    return [o for o in exported_objects(snap) if o["kind"] == kind]
 
 
 def prepare(kube, snap: Path, engine: str) -> None:
