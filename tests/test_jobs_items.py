@@ -386,3 +386,37 @@ def test_every_workload_selects_its_own_pods():
             templates[o["metadata"]["name"]] = labels
     svc = next(o for o in objs if o["kind"] == "Service")
     assert any(svc["spec"]["selector"].items() <= t.items() for t in templates.values())
+
+
+FAKE_KUBECTL = """#!/bin/sh
+# answers every call with the error in $FAKE_ANSWER (exit 1), or succeeds when it is empty
+if [ -n "$FAKE_ANSWER" ]; then echo "$FAKE_ANSWER" >&2; exit 1; fi
+echo ok
+"""
+
+
+@pytest.mark.parametrize("answer,want_rc", [
+    ('Error from server (NotFound): ciliumnodeconfigs.cilium.io "cilium-default" not found', 0),
+    ('Error from server (Forbidden): ciliumnodeconfigs.cilium.io "cilium-default" is forbidden: '
+     'User "system:serviceaccount:cni-migration:x" cannot get resource "ciliumnodeconfigs"', 2),
+])
+def test_the_nodeconfig_removal_gate_takes_a_refusal_for_a_failure_not_for_gone(
+        tmp_path, answer, want_rc):
+    """`while kubectl get <config>` once read a 403 as "the CiliumNodeConfig is gone" and passed
+    the gate. Only NotFound ends the wait now; any other error fails the Job."""
+    from generator.jobs.kubectl import nodeconfig_removed_gate_items
+    job = next(i.obj for i in nodeconfig_removed_gate_items(make_plan()) if i.obj["kind"] == "Job")
+    c = job["spec"]["template"]["spec"]["containers"][0]
+    script = c["command"][-1] if c["command"][0] == "/bin/sh" else c["args"][-1]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "kubectl").write_text(FAKE_KUBECTL)
+    (bin_dir / "kubectl").chmod(0o755)
+    # the rollout-status line after the loop must still run when the object is gone: it does
+    # not, with FAKE_ANSWER set, so cut the script after the loop
+    loop = script.split("\nkubectl ")[0]
+    r = subprocess.run(["/bin/sh", "-ec", loop], capture_output=True, text=True, timeout=20,
+                       env={"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_ANSWER": answer})
+    assert r.returncode == want_rc, r.stderr
+    if want_rc:
+        assert "forbidden" in r.stderr
