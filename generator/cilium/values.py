@@ -21,8 +21,8 @@ from ..errors import UserError
 from ..plan.model import SUPPORTED_CILIUM, Plan
 from .. import yamlio
 
-# Default chart version per minor: the releases whose CRDs/chart the project was checked against.
-# the newest patch of each minor (tests check it against the packaged charts)
+# Default chart version per minor: the newest patch of each (tests check it against the packaged
+# charts, and render each with helm in tests/e2e/test_e2e_chart.py).
 CHART_VERSIONS = {"1.16": "1.16.19", "1.17": "1.17.18", "1.18": "1.18.12", "1.19": "1.19.6"}
 
 # The three keys the final-values wave flips, with their migration and final values.
