@@ -180,7 +180,15 @@ def build(c: Component) -> float:
         t0 = time.monotonic()
         try:
             with open(logfile, "w") as lf:
-                _run_go(["get", *[f"{p}@{c.version}" for p in c.packages]], src, lf)
+                for attempt in range(3):   # a first build downloads hundreds of modules
+                    try:
+                        _run_go(["get", *[f"{p}@{c.version}" for p in c.packages]], src, lf)
+                        break
+                    except BuildError:
+                        if attempt == 2:
+                            raise
+                        log(f"go get failed, trying again ({attempt + 2}/3)")
+                        time.sleep(5)
                 for binary, pkg in zip(c.binaries, c.packages):   # etcd's package ends in v3
                     _run_go(["build", "-trimpath", "-ldflags=-s -w", "-o",
                              str(root / "bin" / binary), pkg], src, lf)
