@@ -151,3 +151,43 @@ def test_same_bytes_whatever_the_hash_seed(tmp_path, root):
         outs.append({p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*"))
                      if p.is_file()})
     assert outs[0] == outs[1] and len(outs[0]) > 5
+
+
+def test_a_file_without_kubernetes_objects_is_an_error_not_zero_objects(tmp_path, capsys):
+    """A Helm values file that holds policies under a key (as in the corpus' wikimedia files)
+    was accepted with "0 objects written", exit 0: the user believed it translated."""
+    values = tmp_path / "values.yaml"
+    values.write_text("GlobalNetworkPolicies:\n  web:\n    selector: all()\n    types: [Ingress]\n")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    for f, says in ((values, "a Helm values file? render the chart first"),
+                    (empty, "the file is empty")):
+        rc = main(["translate", str(f), "--out", str(tmp_path / "o"),
+                   "--report", str(tmp_path / "r.json")])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1, err
+        assert str(f) in err and "holds no Kubernetes object" in err and says in err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_an_empty_translation_writes_its_folder_and_verify_accepts_it(tmp_path, capsys):
+    staged = tmp_path / "staged.yaml"
+    staged.write_text("""\
+apiVersion: projectcalico.org/v3
+kind: StagedGlobalNetworkPolicy
+metadata: {name: trial}
+spec:
+  selector: all()
+  types: [Ingress]
+  ingress: [{action: Deny}]
+""")
+    out = tmp_path / "cilium"
+    assert main(["translate", str(staged), "--out", str(out), "--report",
+                 str(tmp_path / "r.json")]) == 0
+    assert out.is_dir() and not any(out.iterdir())
+    capsys.readouterr()
+    # a staged policy enforces nothing: Calico and the empty Cilium side agree on every flow
+    assert main(["verify", str(staged), "--cilium", str(out)]) == 0
+    assert "0 differences" in capsys.readouterr().out
+    # a folder that does not exist is still an error, named
+    assert main(["verify", str(staged), "--cilium", str(tmp_path / "missing")]) == 2

@@ -37,6 +37,21 @@ def output_path(out: Path, obj: dict) -> Path:
     return out / obj["kind"] / f"{meta['name']}.yaml"
 
 
+def require_objects(src: str, items: list) -> None:
+    """A file named on the command line that holds no Kubernetes object is an error, not "0
+    objects written": the user would believe it was translated. Say what it looks like."""
+    if any(isinstance(i.obj.get("kind"), str) and i.obj.get("apiVersion") for i in items):
+        return
+    if not items:
+        raise UserError("holds no Kubernetes object (the file is empty)", file=src)
+    keys = sorted(str(k) for k in items[0].obj)[:4]
+    hint = ("a Helm values file? render the chart first (helm template ...) and translate "
+            "its output" if any(k[:1].isupper() or k in ("global", "values") for k in keys)
+            else "every object needs apiVersion and kind")
+    raise UserError(f"holds no Kubernetes object (top-level keys: {', '.join(keys)}): {hint}",
+                    file=src)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..calico.reader import read_policies
     from ..cilium.model import PolicyModelError, version_tuple
@@ -51,10 +66,15 @@ def run(args: argparse.Namespace) -> int:
     # a file named on the command line must hold policies; a directory (a cluster export)
     # may hold anything, and what is not policy is skipped
     strict = not any(Path(src).is_dir() for src in args.sources)
-    policy_set = read_policies(load_paths(args.sources), strict=strict)
+    loaded = load_paths(args.sources)
+    for src in args.sources:
+        if not Path(src).is_dir():
+            require_objects(src, [i for i in loaded if i.file == str(Path(src))])
+    policy_set = read_policies(loaded, strict=strict)
     result = translate(policy_set, cilium_version=args.cilium_version,
                        approximate=args.approximate, inventory=inventory)
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)   # also when nothing is enforceable: verify reads it
     written = set()
     for obj in result.objects:
         path = output_path(out, obj)
