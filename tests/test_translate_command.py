@@ -191,3 +191,42 @@ spec:
     assert "0 differences" in capsys.readouterr().out
     # a folder that does not exist is still an error, named
     assert main(["verify", str(staged), "--cilium", str(tmp_path / "missing")]) == 2
+
+
+HEP = """\
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node1-eth0, labels: {role: edge}}
+spec: {interfaceName: eth0, node: node1}
+"""
+
+
+def test_a_host_endpoint_no_policy_selects_is_reported_and_verify_sees_the_widening(
+        tmp_path, capsys):
+    """Calico default-denies such a host (failsafe ports apart); Cilium gets nothing for it.
+    The report said nothing and verify judged no host of that node."""
+    src = tmp_path / "hep.yaml"
+    src.write_text(HEP)
+    out, rep = tmp_path / "cilium", tmp_path / "r.json"
+    assert main(["translate", str(src), "--out", str(out), "--report", str(rep)]) == 0
+    report = json.loads(rep.read_text())["policies"]
+    assert [(p["source"]["kind"], p["source"]["name"], p["fidelity"],
+             [f["code"] for f in p["findings"]]) for p in report] == [
+        ("HostEndpoint", "node1-eth0", "untranslatable", ["hostendpoint-unselected"])]
+    capsys.readouterr()
+    assert main(["verify", str(src), "--cilium", str(out)]) == 1       # undeclared widening
+    assert "calico: deny by HostEndpoint node1-eth0 default: deny" in capsys.readouterr().out
+    assert main(["verify", str(src), "--cilium", str(out), "--report", str(rep)]) == 0
+    # selected by a policy: no such finding
+    src.write_text(HEP + """---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: edge}
+spec:
+  selector: role == 'edge'
+  types: [Ingress]
+  ingress: [{action: Allow, protocol: TCP, destination: {ports: [22]}}]
+""")
+    assert main(["translate", str(src), "--out", str(out), "--report", str(rep)]) == 0
+    codes = [f["code"] for p in json.loads(rep.read_text())["policies"] for f in p["findings"]]
+    assert "hostendpoint-unselected" not in codes

@@ -701,7 +701,9 @@ class FelixModel:
         if hep is not None and DEFAULT_ALLOW_PROFILE in hep.profiles:
             return Verdict(True, f"profile {DEFAULT_ALLOW_PROFILE} ({where})", direction,
                            tuple(notes))
-        return Verdict(False, f"host endpoint default: deny ({where})", direction, tuple(notes))
+        # names the HostEndpoint, so that the fidelity report's finding on it declares this
+        what = f"HostEndpoint {hep.name}" if hep is not None else "host endpoint"
+        return Verdict(False, f"{what} default: deny ({where})", direction, tuple(notes))
 
     # ---- whole vectors -------------------------------------------------------------------
 

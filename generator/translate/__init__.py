@@ -126,7 +126,31 @@ def translate(policy_set: PolicySet, *, cilium_version: str = "1.19", approximat
                           sk.source.name)
         pr.add(Finding("skipped", sk.reason, None, "exact"))
         report.policies.append(pr)
+    report.policies += _unselected_host_endpoints(policy_set)
     return Translation(_dedupe(objects), report, _helm_values(prog, policy_set, em))
+
+
+def _unselected_host_endpoints(ps: PolicySet) -> list[PolicyReport]:
+    """A HostEndpoint no policy selects is default deny in Calico (failsafe ports apart) and
+    nothing in Cilium: say so, per HostEndpoint, rather than report nothing."""
+    from ..calico.felix import DEFAULT_ALLOW_PROFILE, policy_selector
+    from ..calico.selector import parse
+    subjects = [parse(policy_selector(p)) for p in ps.policies if p.is_global]
+    out = []
+    for h in sorted(ps.host_endpoints, key=lambda h: h.name):
+        if DEFAULT_ALLOW_PROFILE in h.profiles or any(s.evaluate(dict(h.labels))
+                                                      for s in subjects):
+            continue
+        pr = PolicyReport(h.source.api_version, h.source.kind, None, h.name)
+        where = f"interface {h.interface_name or '?'} of node {h.node or '?'}"
+        pr.add(Finding("hostendpoint-unselected", f"no policy selects this HostEndpoint, so "
+                       f"Calico drops all traffic of {where} apart from its failsafe ports; "
+                       "nothing is emitted for it, so under Cilium that host stays open. Give "
+                       "it the policy it needs (translated as a host policy), or delete the "
+                       "HostEndpoint if the default deny is not wanted", None, "untranslatable"))
+        out.append(pr)
+    return out
+
 
 
 def _knp_findings(c, em: Emitter) -> None:

@@ -430,8 +430,14 @@ def synthetic_universe(policy_set: PolicySet, cilium_objects: list[dict]) -> Uni
     node_net = ipaddress.ip_network(SYNTH_NODE_CIDR)
     host_sets = [{}, {}] + hosts_c[:10]      # node-1 hosts the pods; node-2 is remote
     heps = {h.node: h for h in policy_set.host_endpoints if h.node}
+    names = [f"node-{i + 1}" for i in range(len(host_sets))]
+    # the nodes the HostEndpoints name are hosts too (a HostEndpoint no policy selects is
+    # default deny in Calico: verify must see that host)
+    extra_nodes = sorted(n for n in heps if n not in names)[:10]
+    host_sets += [{} for _ in extra_nodes]
+    names += extra_nodes
     for i, extra in enumerate(host_sets):
-        node = f"node-{i + 1}"
+        node = names[i]
         hep = heps.get(node)
         labels = dict(hep.labels) if hep else dict(extra)
         endpoints.append(Endpoint(
