@@ -230,3 +230,28 @@ spec:
     assert main(["translate", str(src), "--out", str(out), "--report", str(rep)]) == 0
     codes = [f["code"] for p in json.loads(rep.read_text())["policies"] for f in p["findings"]]
     assert "hostendpoint-unselected" not in codes
+
+
+def test_host_default_deny_emits_calicos_default_deny_and_verify_finds_it_exact(
+        tmp_path, capsys):
+    src = tmp_path / "hep.yaml"
+    src.write_text(HEP)
+    out, rep = tmp_path / "cilium", tmp_path / "r.json"
+    assert main(["translate", str(src), "--out", str(out), "--report", str(rep),
+                 "--host-default-deny"]) == 0
+    [entry] = json.loads(rep.read_text())["policies"]
+    assert entry["fidelity"] == "exact" and entry["outputs"] == [{
+        "kind": "CiliumClusterwideNetworkPolicy", "namespace": None,
+        "name": "calico-hep-default-deny-node1-eth0"}]
+    import yaml
+    obj = yaml.safe_load((out / "CiliumClusterwideNetworkPolicy" /
+                          "calico-hep-default-deny-node1-eth0.yaml").read_text())
+    assert obj["spec"]["nodeSelector"] == {"matchLabels": {"kubernetes.io/hostname": "node1"}}
+    ingress = {(p["protocol"], p["port"]) for p in obj["spec"]["ingress"][0]["toPorts"][0]["ports"]}
+    assert ("TCP", "22") in ingress and ("TCP", "6443") in ingress and ("TCP", "53") not in ingress
+    assert yaml.safe_load((out / "helm-values.yaml").read_text())["hostFirewall"] == {
+        "enabled": True}
+    capsys.readouterr()
+    # every flow of that host judged the same by Felix and by Cilium, failsafe ports included
+    assert main(["verify", str(src), "--cilium", str(out)]) == 0
+    assert " 0 differences" in capsys.readouterr().out

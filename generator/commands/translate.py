@@ -27,6 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="emit reported approximations instead of refusing inexact rules")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when any policy is not translated exactly")
+    p.add_argument("--host-default-deny", action="store_true",
+                   help="for each HostEndpoint no policy selects, emit Calico's default deny as "
+                        "a host policy (failsafe ports open); HIGH RISK: that node drops all "
+                        "other host traffic, as it does under Calico")
     add_source_arguments(p, required=False)
 
 
@@ -72,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
             require_objects(src, [i for i in loaded if i.file == str(Path(src))])
     policy_set = read_policies(loaded, strict=strict)
     result = translate(policy_set, cilium_version=args.cilium_version,
-                       approximate=args.approximate, inventory=inventory)
+                       approximate=args.approximate, inventory=inventory,
+                       host_default_deny=args.host_default_deny)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)   # also when nothing is enforceable: verify reads it
     written = set()

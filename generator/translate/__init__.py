@@ -69,7 +69,7 @@ def _knp_index(ps: PolicySet) -> dict:
 
 
 def translate(policy_set: PolicySet, *, cilium_version: str = "1.19", approximate: bool = False,
-              inventory=None) -> Translation:
+              inventory=None, host_default_deny: bool = False) -> Translation:
     cm.version_tuple(cilium_version)
     reports: dict[int, PolicyReport] = {}
     for p in policy_set.policies:
@@ -126,11 +126,41 @@ def translate(policy_set: PolicySet, *, cilium_version: str = "1.19", approximat
                           sk.source.name)
         pr.add(Finding("skipped", sk.reason, None, "exact"))
         report.policies.append(pr)
-    report.policies += _unselected_host_endpoints(policy_set)
+    unselected = _unselected_host_endpoints(policy_set)
+    if host_default_deny:
+        for hep, pr in unselected:
+            obj = _host_default_deny(hep)
+            obj.validate(cilium_version)
+            objects.append(obj.to_dict())
+            pr.outputs.append((obj.kind, None, obj.name))
+            pr.findings = [Finding(
+                "hostendpoint-default-deny", f"no policy selects it: Calico's default deny for "
+                f"node {hep.node} emitted as a host policy (--host-default-deny) that allows "
+                "only Felix's default failsafe ports (a FelixConfiguration that changes them "
+                "is not read); every other flow of that host is dropped", None, "exact")]
+        em.uses_host_firewall = em.uses_host_firewall or bool(unselected)
+    report.policies += [pr for _, pr in unselected]
     return Translation(_dedupe(objects), report, _helm_values(prog, policy_set, em))
 
 
-def _unselected_host_endpoints(ps: PolicySet) -> list[PolicyReport]:
+def _host_default_deny(hep) -> "cm.CiliumClusterwideNetworkPolicy":
+    """Calico's default deny for a host endpoint no policy selects, apart from the failsafe
+    ports Felix never blocks (inbound to the host, outbound from it). The node is selected by
+    name: a HostEndpoint belongs to one node (per-interface matching has no Cilium form)."""
+    from ..calico.felix import FAILSAFE_IN, FAILSAFE_OUT
+
+    def ports(pairs):
+        return (cm.PortRule(tuple(cm.PortProtocol(str(port), None, proto)
+                                  for proto, port in sorted(pairs))),)
+    rule = cm.Rule(node_selector=cm.EndpointSelector(
+                       (("kubernetes.io/hostname", hep.node),)),
+                   ingress=(cm.IngressRule(entities=("all",), to_ports=ports(FAILSAFE_IN)),),
+                   egress=(cm.EgressRule(entities=("all",), to_ports=ports(FAILSAFE_OUT)),),
+                   description=f"Calico HostEndpoint {hep.name}: default deny, failsafe ports open")
+    return cm.CiliumClusterwideNetworkPolicy(f"calico-hep-default-deny-{hep.name}"[:253], (rule,))
+
+
+def _unselected_host_endpoints(ps: PolicySet) -> list[tuple[object, PolicyReport]]:
     """A HostEndpoint no policy selects is default deny in Calico (failsafe ports apart) and
     nothing in Cilium: say so, per HostEndpoint, rather than report nothing."""
     from ..calico.felix import DEFAULT_ALLOW_PROFILE, policy_selector
@@ -138,17 +168,18 @@ def _unselected_host_endpoints(ps: PolicySet) -> list[PolicyReport]:
     subjects = [parse(policy_selector(p)) for p in ps.policies if p.is_global]
     out = []
     for h in sorted(ps.host_endpoints, key=lambda h: h.name):
-        if DEFAULT_ALLOW_PROFILE in h.profiles or any(s.evaluate(dict(h.labels))
-                                                      for s in subjects):
+        if not h.node or DEFAULT_ALLOW_PROFILE in h.profiles or any(
+                s.evaluate(dict(h.labels)) for s in subjects):
             continue
         pr = PolicyReport(h.source.api_version, h.source.kind, None, h.name)
         where = f"interface {h.interface_name or '?'} of node {h.node or '?'}"
         pr.add(Finding("hostendpoint-unselected", f"no policy selects this HostEndpoint, so "
                        f"Calico drops all traffic of {where} apart from its failsafe ports; "
                        "nothing is emitted for it, so under Cilium that host stays open. Give "
-                       "it the policy it needs (translated as a host policy), or delete the "
+                       "it the policy it needs, translate with --host-default-deny for a "
+                       "host policy that keeps only the failsafe ports open, or delete the "
                        "HostEndpoint if the default deny is not wanted", None, "untranslatable"))
-        out.append(pr)
+        out.append((h, pr))
     return out
 
 

@@ -428,14 +428,16 @@ def synthetic_universe(policy_set: PolicySet, cilium_objects: list[dict]) -> Uni
         notes.append(f"{dropped} label sets left out: not valid Kubernetes names/labels "
                      "(template placeholders?)")
     node_net = ipaddress.ip_network(SYNTH_NODE_CIDR)
-    host_sets = [{}, {}] + hosts_c[:10]      # node-1 hosts the pods; node-2 is remote
     heps = {h.node: h for h in policy_set.host_endpoints if h.node}
-    names = [f"node-{i + 1}" for i in range(len(host_sets))]
     # the nodes the HostEndpoints name are hosts too (a HostEndpoint no policy selects is
-    # default deny in Calico: verify must see that host)
-    extra_nodes = sorted(n for n in heps if n not in names)[:10]
+    # default deny in Calico: verify must see that host); a Cilium node selector naming one
+    # of them by hostname means that host, not another
+    # (a HostEndpoint of a node named like the synthetic ones, node-N, is that host)
+    extra_nodes = sorted(n for n in heps if not re.fullmatch(r"node-\d+", n))[:10]
+    hosts_c = [h for h in hosts_c if h.get("kubernetes.io/hostname") not in extra_nodes]
+    host_sets = [{}, {}] + hosts_c[:10]      # node-1 hosts the pods; node-2 is remote
+    names = [f"node-{i + 1}" for i in range(len(host_sets))] + extra_nodes
     host_sets += [{} for _ in extra_nodes]
-    names += extra_nodes
     for i, extra in enumerate(host_sets):
         node = names[i]
         hep = heps.get(node)
