@@ -167,8 +167,20 @@ def _policies(plan: Plan, inv: Inventory, wi: WaveInput, policy_set):
         wi.notes.append("the source has no network policy: no Cilium policy is created")
         return None
     translation = translate(policy_set, cilium_version=plan.options.cilium_version,
-                            approximate=plan.options.approximate, inventory=inv)
+                            approximate=plan.options.approximate, inventory=inv,
+                            host_default_deny=plan.options.host_default_deny)
     items, kept = _policy_items(translation, inv)
+    denied = sorted(p.name for p in translation.report.policies
+                    if any(f.code == "hostendpoint-default-deny" for f in p.findings))
+    if denied:
+        # from final-values on, those hosts drop everything but Felix's failsafe ports
+        wave.risk = "high"
+        msg = (f"HIGH RISK: --host-default-deny emits Calico's default deny for "
+               f"{len(denied)} HostEndpoint(s) no policy selects ({some(denied)}): once "
+               "final-values enforces policy, those nodes drop all host traffic except the "
+               "failsafe ports, as under Calico; check that nothing else must reach them")
+        wi.notes.append(msg)
+        plan.warnings.append(msg)
     wi.items.extend(items)
     if kept:
         named = some(kept, where=f"see waves/{wave.dirname}/REPORT.md")

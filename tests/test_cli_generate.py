@@ -151,3 +151,30 @@ def test_real_pipeline_rerun_ends_with_the_new_final_tree(generated, snapshot, t
     ignore = ".cni-migrate/state.json"
     assert {k: v for k, v in files(out).items() if k != ignore} == \
         {k: v for k, v in files(fresh).items() if k != ignore}
+
+
+def test_host_default_deny_is_emitted_and_flagged_high_risk(tmp_path, root):
+    """A HostEndpoint no policy selects: reported untranslatable by default; with
+    --host-default-deny its default deny becomes a host policy and the policies PR says it is
+    high risk."""
+    import shutil
+    snap = tmp_path / "snap"
+    shutil.copytree(root / "examples" / "kind-canal", snap)
+    (snap / "hostendpoints.yaml").write_text("""\
+apiVersion: crd.projectcalico.org/v1
+kind: HostEndpoint
+metadata: {name: worker-eth0, labels: {role: edge}}
+spec: {interfaceName: eth0, node: kind-canal-worker}
+""")
+    plain, deny = tmp_path / "plain", tmp_path / "deny"
+    assert main(["generate", "--from", str(snap), "--out", str(plain)]) == 0
+    assert main(["generate", "--from", str(snap), "--out", str(deny),
+                 "--host-default-deny"]) == 0
+    pr_plain = next((plain / "pr").glob("wave-07.md")).read_text()
+    pr_deny = next((deny / "pr").glob("wave-07.md")).read_text()
+    assert "hostendpoint-unselected" in (plain / "waves" / "07-policies" / "REPORT.md").read_text()
+    assert "HIGH RISK" not in pr_plain
+    assert "HIGH RISK: --host-default-deny" in pr_deny and "worker-eth0" in pr_deny
+    policy = deny / "waves" / "07-policies" / "s1-change" / \
+        "ciliumclusterwidenetworkpolicy-calico-hep-default-deny-worker-eth0.yaml"
+    assert "kubernetes.io/hostname: kind-canal-worker" in policy.read_text()

@@ -34,6 +34,9 @@ def add_plan_options(p: argparse.ArgumentParser) -> None:
                    help=f"override an image ({', '.join(sorted(DEFAULT_IMAGES))}); repeatable")
     g.add_argument("--approximate", action="store_true",
                    help="allow reported approximations when translating policies")
+    g.add_argument("--host-default-deny", action="store_true",
+                   help="emit Calico's default deny of each HostEndpoint no policy selects as a "
+                        "host policy (failsafe ports open); makes the policies wave high risk")
     g.add_argument("--repo-url", default=Options.repo_url,
                    help="URL of the git repository the GitOps engine reads")
     g.add_argument("--repo-revision", default=Options.repo_revision, metavar="BRANCH",
@@ -68,7 +71,9 @@ def options_from_args(args: argparse.Namespace) -> Options:
                    cilium_pod_cidr=_cidr(args.cilium_pod_cidr, "--cilium-pod-cidr"),
                    service_cidr=_cidr(args.service_cidr, "--service-cidr"),
                    batch_size=str(args.batch_size), canary=getattr(args, "canary", True),
-                   images=images, approximate=bool(args.approximate), repo_url=args.repo_url,
+                   images=images, approximate=bool(args.approximate),
+                   host_default_deny=bool(getattr(args, "host_default_deny", False)),
+                   repo_url=args.repo_url,
                    repo_revision=getattr(args, "repo_revision", Options.repo_revision))
     from ..plan.planner import check_options
     check_options(opts)

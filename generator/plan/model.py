@@ -31,6 +31,7 @@ class Options:
     canary: bool = True                         # first node wave is a single worker
     images: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_IMAGES))
     approximate: bool = False                   # allow reported approximations in translation
+    host_default_deny: bool = False             # emit unselected HostEndpoints' default deny
     namespace: str = "cni-migration"            # where the migration's Jobs run
     repo_url: str = "https://git.example.com/platform/cni-migration.git"
     repo_revision: str = "main"
