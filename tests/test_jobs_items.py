@@ -420,3 +420,22 @@ def test_the_nodeconfig_removal_gate_takes_a_refusal_for_a_failure_not_for_gone(
     assert r.returncode == want_rc, r.stderr
     if want_rc:
         assert "forbidden" in r.stderr
+
+
+def test_the_nodeconfig_gate_fails_when_it_cannot_list_nodes(tmp_path):
+    """`kubectl get nodes ... | wc -l` counted 0 when the list was refused (sh has no pipefail)
+    and passed the gate."""
+    from generator.jobs.kubectl import nodeconfig_gate_items
+    job = next(i.obj for i in nodeconfig_gate_items(make_plan()) if i.obj["kind"] == "Job")
+    script = job["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "kubectl").write_text("""#!/bin/sh
+case "$*" in *" nodes "*) echo 'Error from server (Forbidden): nodes is forbidden' >&2; exit 1;;
+esac
+echo ok
+""")
+    (bin_dir / "kubectl").chmod(0o755)
+    r = subprocess.run(["/bin/sh", "-ec", script], capture_output=True, text=True, timeout=20,
+                       env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+    assert r.returncode != 0 and "forbidden" in r.stderr, (r.returncode, r.stdout, r.stderr)

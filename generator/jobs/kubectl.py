@@ -177,7 +177,10 @@ def nodeconfig_gate_items(plan: Plan) -> list[Item]:
         "# the operator registers the CRD at run time; wait for our CiliumNodeConfig",
         f"until get_or_absent -n {CILIUM_NAMESPACE} get ciliumnodeconfigs.cilium.io "
         f"{NODE_CONFIG_NAME}; do sleep 10; done",
-        f"n=$(kubectl get nodes -l {MIGRATION_LABEL}=true -o name | wc -l)",
+        # not `kubectl ... | wc -l`: sh has no pipefail, so a refused list would count 0 and
+        # pass the gate; a failing assignment fails the Job (sh -e)
+        f"labelled=$(kubectl get nodes -l {MIGRATION_LABEL}=true -o name)",
+        'n=$(printf "%s" "$labelled" | grep -c . || true)',
         'if [ "$n" -ne 0 ]; then echo "$n node(s) already labelled before the node waves"; '
         "exit 1; fi",
     ])

@@ -29,6 +29,7 @@ from generator.cli import main
 from harness import ROOT, load_example, unload
 
 EXAMPLE = ROOT / "examples" / "kind-canal"
+SHARED_CRDS = ROOT.parent / "shared" / "cilium" / "crds"
 NS = "cni-migration"
 LABEL = "io.cilium.migration/cilium-default"
 ANN = "cni-migrate.io/"
@@ -114,6 +115,11 @@ def migration(kube, tmp_path_factory) -> Migration:
              or (d["kind"] == "ConfigMap" and d["metadata"]["name"] == "cni-migrate-runner")]
     setup.sort(key=lambda d: d["kind"] != "Namespace")
     kube.apply(yaml.safe_dump_all(setup))
+    # the CiliumNodeConfig CRD (the operator registers it in a real cluster); v2 is stored
+    # by every supported version's CRD, so the wave tests can still step through 1.16-1.19
+    kube.apply((SHARED_CRDS / "by-version" / "v1.19.4" / "v2" / "ciliumnodeconfigs.yaml")
+               .read_text())
+    kube.wait_established()
     yield Migration(kube, repo, docs)
     kube.kubectl("delete", "namespace", NS, "--wait=false")
     kube.wait_gone("/api/v1/namespaces", [NS])
@@ -323,7 +329,8 @@ def tree_docs_at(repo: Path, ref: str) -> list[dict]:
 # --- least privilege, the other way round ----------------------------------------------------
 
 KUBECTL_JOBS = ("cni-migrate-calico-fix", "cni-migrate-cilium-restart",
-                "cni-migrate-old-cni-removal")
+                "cni-migrate-old-cni-removal", "cni-migrate-nodeconfig-check",
+                "cni-migrate-nodeconfig-removal-check")
 # Verbs the kubectl Jobs keep although kubectl 1.36 (the cluster's, here) did not use them in
 # these runs: the Jobs run the pinned kubectl image (bitnami/kubectl:1.31 by default), whose
 # `rollout status` lists the object by name before watching it, and `delete --wait` reads and
@@ -333,6 +340,8 @@ KUBECTL_VERSION_VERBS = [
     "cni-migrate-calico-fix: Role cni-migrate-calico-fix list daemonsets",
     "cni-migrate-cilium-restart: Role cni-migrate-cilium-restart list daemonsets",
     "cni-migrate-cilium-restart: Role cni-migrate-cilium-restart list deployments",
+    "cni-migrate-nodeconfig-removal-check: Role cni-migrate-nodeconfig-removal-check list "
+    "daemonsets",
 ] + [f"cni-migrate-old-cni-removal: Role cni-migrate-old-cni-removal {v} {r}"
      for r in ("daemonsets", "deployments") for v in ("get", "list", "watch")]
 
@@ -397,12 +406,39 @@ def scenarios(m: Migration) -> dict[str, list]:
                                     m.job("cni-migrate-calico-fix-"), ())],
         "cni-migrate-cilium-restart": [("restart Cilium with the final values", restore_cilium,
                                         m.job("cni-migrate-cilium-restart-"), ())],
+        "cni-migrate-nodeconfig-check": [("the CiliumNodeConfig exists, no node labelled",
+                                          nodeconfig_present, m.job("cni-migrate-nodeconfig-check-"),
+                                          ())],
+        "cni-migrate-nodeconfig-removal-check": [
+            ("the CiliumNodeConfig is gone, agents Ready", nodeconfig_gone,
+             m.job("cni-migrate-nodeconfig-removal-check-"), ())],
         # last: it removes the old CNI
         "cni-migrate-removal": [("removal", None, m.job("cni-migrate-check-old-cni-removal-"),
                                  ())],
         "cni-migrate-old-cni-removal": [("remove the old CNI", restore_canal,
                                          m.job("cni-migrate-old-cni-removal-"), ())],
     }
+
+
+def node_config(m: Migration) -> dict:
+    """As wave 02 adds it (wave 09 removes it again, so the final tree has none)."""
+    log = subprocess.run(["git", "-C", str(m.repo), "log", "--format=%H %s"],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    sha = next(line.split()[0] for line in log if " wave 02:" in f" {line.split(' ', 1)[1]}")
+    return next(d for d in tree_docs_at(m.repo, sha) if d["kind"] == "CiliumNodeConfig")
+
+
+def nodeconfig_present(m: Migration) -> None:
+    """Wave 02 applied (the config selects no node yet), no node labelled."""
+    m.kube.apply(json.dumps(node_config(m)))
+    m.kube.kubectl("label", "nodes", "--all", f"{LABEL}-")
+
+
+def nodeconfig_gone(m: Migration) -> None:
+    """Wave 09 pruned the CiliumNodeConfig."""
+    c = node_config(m)
+    m.kube.kubectl("delete", "ciliumnodeconfigs.cilium.io", c["metadata"]["name"], "-n",
+                   c["metadata"]["namespace"], "--ignore-not-found")
 
 
 def restore_cilium(m: Migration) -> None:
@@ -505,3 +541,19 @@ def test_validate_role_grants_exactly_what_it_reads(migration):
                           ("services", "list", NS), ("secrets", "get", NS),
                           ("nodes", "list", None)):
         assert not can(k, sa, res, verb, "", ns), (res, verb, ns)
+
+
+def test_the_nodeconfig_gates_pass_and_fail_as_their_waves_need(migration):
+    m = migration
+    check = m.job("cni-migrate-nodeconfig-check-")
+    nodeconfig_present(m)
+    rc, out = m.run(check)
+    assert rc == 0, out
+    m.kube.kubectl("label", "node", "kind-canal-worker", f"{LABEL}=true")   # too early
+    rc, out = m.run(check)
+    assert rc != 0 and "1 node(s) already labelled" in out, out
+    m.kube.kubectl("label", "node", "kind-canal-worker", f"{LABEL}-")
+    removal = m.job("cni-migrate-nodeconfig-removal-check-")
+    nodeconfig_gone(m)
+    rc, out = m.run(removal)
+    assert rc == 0 and "successfully rolled out" in out, out
