@@ -172,7 +172,7 @@ def _unselected_host_endpoints(ps: PolicySet) -> list[tuple[object, PolicyReport
                 s.evaluate(dict(h.labels)) for s in subjects):
             continue
         pr = PolicyReport(h.source.api_version, h.source.kind, None, h.name)
-        where = f"interface {h.interface_name or '?'} of node {h.node or '?'}"
+        where = f"interface {h.interface_name or '*'} of node {h.node}"
         pr.add(Finding("hostendpoint-unselected", f"no policy selects this HostEndpoint, so "
                        f"Calico drops all traffic of {where} apart from its failsafe ports; "
                        "nothing is emitted for it, so under Cilium that host stays open. Give "
@@ -181,7 +181,6 @@ def _unselected_host_endpoints(ps: PolicySet) -> list[tuple[object, PolicyReport
                        "HostEndpoint if the default deny is not wanted", None, "untranslatable"))
         out.append((h, pr))
     return out
-
 
 
 def _knp_findings(c, em: Emitter) -> None:
